@@ -1,0 +1,38 @@
+# Makefile for the event_store extension (PGXS)
+#
+#	make && make install			build and install into the server of pg_config
+#	make installcheck				run the regression and isolation suites
+#									against a running server (PGHOST, PGPORT)
+#	make COPT=-Werror				treat warnings as errors (as the tests do)
+
+EXTENSION = event_store
+EXTVERSION = 0.1.0
+
+MODULE_big = event_store
+OBJS = \
+	src/append.o \
+	src/catalog.o \
+	src/event_input.o \
+	src/event_store.o \
+	src/guard.o \
+	src/storage.o
+
+DATA = sql/event_store--$(EXTVERSION).sql
+
+# One regression file per feature, one isolation spec per concurrency story.
+REGRESS = append_event append_events idempotency read_stream stream_version \
+	bad_input append_only
+REGRESS_OPTS = --inputdir=test --outputdir=test/results_regress
+
+ISOLATION = alice_and_bob same_field wait_commit wait_rollback \
+	create_same_stream idempotent_retry_race batch_conflict_midway \
+	different_streams
+ISOLATION_OPTS = --inputdir=test --outputdir=test/results_isolation
+
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
+
+EXTRA_CLEAN = test/results_regress test/results_isolation
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

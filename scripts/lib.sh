@@ -1,0 +1,94 @@
+# scripts/lib.sh: set-up shared by scripts/demo.sh and scripts/test.sh.
+#
+# Installs what the build needs (PostgreSQL 15 server headers pinned to the
+# installed server's version, a compiler and make), builds the extension with
+# -Wall -Wextra -Werror, installs it, and runs a throwaway PostgreSQL cluster
+# in a temporary directory, reachable only through its own Unix socket.  The
+# cluster is stopped and removed when the calling script exits.
+#
+# Source it; do not run it.
+
+set -euo pipefail
+
+ES_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_MAJOR=15
+PGBIN=/usr/lib/postgresql/$PG_MAJOR/bin
+export PATH="$PGBIN:$PATH"
+
+es_log() { printf '==> %s\n' "$*"; }
+
+# Install the packages the build and the tests need, only those missing.
+es_install_deps() {
+	local need=()
+	command -v gcc >/dev/null || need+=(gcc)
+	command -v make >/dev/null || need+=(make)
+	dpkg-query -W -f='${Status}' "postgresql-$PG_MAJOR" 2>/dev/null |
+		grep -q 'ok installed' || need+=("postgresql-$PG_MAJOR")
+	if ! dpkg-query -W -f='${Status}' "postgresql-server-dev-$PG_MAJOR" 2>/dev/null |
+		grep -q 'ok installed'; then
+		need+=(HEADERS)
+	fi
+	[ ${#need[@]} -eq 0 ] && return 0
+
+	es_log "installing: ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	local pkgs=()
+	for p in "${need[@]}"; do
+		[ "$p" = HEADERS ] || pkgs+=("$p")
+	done
+	if [ ${#pkgs[@]} -gt 0 ]; then
+		apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+	fi
+	# The headers must match the installed server exactly; pinning them also
+	# keeps apt from upgrading the server.
+	local ver
+	ver=$(dpkg-query -W -f='${Version}' "postgresql-$PG_MAJOR")
+	apt-get install -y -qq --no-install-recommends \
+		"postgresql-server-dev-$PG_MAJOR=$ver" >/dev/null
+}
+
+# Build with warnings as errors and install into the server's directories.
+es_build_install() {
+	es_log "building event_store (-Wall -Wextra -Werror)"
+	make -C "$ES_ROOT" -s clean >/dev/null
+	make -C "$ES_ROOT" -s COPT=-Werror
+	make -C "$ES_ROOT" -s install >/dev/null
+}
+
+# Start a throwaway cluster; sets PGHOST, PGPORT, PGUSER, ES_TMP.
+es_start_cluster() {
+	ES_TMP=$(mktemp -d /tmp/event_store.XXXXXX)
+	chmod 755 "$ES_TMP"
+	chown postgres: "$ES_TMP"
+	export PGHOST=$ES_TMP PGPORT=${ES_PORT:-55432} PGUSER=postgres
+	unset PGDATABASE PGPASSWORD PGSERVICE || true
+	trap es_stop_cluster EXIT
+
+	es_log "starting a throwaway cluster in $ES_TMP"
+	runuser -u postgres -- "$PGBIN/initdb" -D "$ES_TMP/data" -U postgres \
+		-A trust -E UTF8 --locale=C.UTF-8 --no-sync >"$ES_TMP/initdb.log"
+	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$ES_TMP/data" -w \
+		-l "$ES_TMP/server.log" \
+		-o "-p $PGPORT -k $ES_TMP -c listen_addresses='' -c fsync=off $*" \
+		start >/dev/null
+}
+
+es_stop_cluster() {
+	if [ -n "${ES_TMP:-}" ] && [ -d "$ES_TMP/data" ]; then
+		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$ES_TMP/data" -m fast \
+			stop >/dev/null 2>&1 || true
+		rm -rf "$ES_TMP"
+	fi
+}
+
+# Everything a command needs before it talks to a server.
+es_setup() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "run this as root (it installs packages and the extension)" >&2
+		exit 1
+	fi
+	es_install_deps
+	es_build_install
+	es_start_cluster "$@"
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# scripts/test.sh: set everything up and run every test suite.
+#
+# Installs the build dependencies, builds with -Wall -Wextra -Werror,
+# installs, starts a throwaway cluster, runs the regression suite and the
+# isolation suite, prints regression.diffs of any suite that fails, and
+# exits non-zero on any failure.
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+es_setup
+
+passed=0
+failed=0
+
+# Run one pg_regress-driven suite through PGXS; count its results.
+run_suite() {
+	local name=$1 outdir=$2
+	shift 2
+	local log="$ES_TMP/$name.log" rc=0
+	es_log "running the $name suite"
+	make -C "$ES_ROOT" -s installcheck "$@" >"$log" 2>&1 || rc=$?
+	cat "$log"
+	local ok bad
+	ok=$(grep -cE '^(ok|test|     ) .* ok( |$)|\.\.\. ok' "$log" || true)
+	bad=$(grep -cE 'FAILED|failed \(ignored\)' "$log" || true)
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	if [ "$rc" -ne 0 ]; then
+		[ "$bad" -gt 0 ] || failed=$((failed + 1))
+		if [ -f "$ES_ROOT/$outdir/regression.diffs" ]; then
+			echo "---- $outdir/regression.diffs ----"
+			cat "$ES_ROOT/$outdir/regression.diffs"
+		fi
+	fi
+}
+
+run_suite regression test/results_regress ISOLATION=
+run_suite isolation test/results_isolation REGRESS=
+
+echo
+echo "event_store tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

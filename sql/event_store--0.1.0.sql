@@ -1,0 +1,153 @@
+/*
+ * event_store--0.1.0.sql
+ *		Install script for event_store 0.1.0.
+ *
+ * Objects: the stream-heads table, the events table and its position
+ * sequence, the event row type, the append functions (C), the read functions
+ * (SQL, inlined into the calling query), and the guard triggers that keep the
+ * history append-only.  Every name is schema-qualified.
+ */
+
+\echo Use "CREATE EXTENSION event_store" to load this file. \quit
+
+/* Global positions, assigned at insert time. */
+CREATE SEQUENCE event_store.events_global_position_seq AS bigint;
+
+/*
+ * One row per stream: its current version.  Appends update the row in place;
+ * the version column has no index, so the update can stay heap-only (HOT),
+ * and the free space left by the fillfactor gives it room to.
+ */
+CREATE TABLE event_store.streams (
+	stream_id	text COLLATE "C" NOT NULL,
+	version		bigint NOT NULL,
+	CONSTRAINT streams_pkey PRIMARY KEY (stream_id),
+	CONSTRAINT streams_version_check CHECK (version >= 1)
+) WITH (fillfactor = 50);
+
+/* One row per event. */
+CREATE TABLE event_store.events (
+	global_position bigint NOT NULL
+		DEFAULT pg_catalog.nextval('event_store.events_global_position_seq'),
+	stream_id	text COLLATE "C" NOT NULL,
+	version		bigint NOT NULL,
+	event_id	uuid NOT NULL,
+	event_type	text NOT NULL,
+	data		jsonb NOT NULL,
+	metadata	jsonb,
+	created_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	CONSTRAINT events_pkey PRIMARY KEY (global_position),
+	CONSTRAINT events_stream_version_key UNIQUE (stream_id, version),
+	CONSTRAINT events_event_id_key UNIQUE (event_id),
+	CONSTRAINT events_version_check CHECK (version >= 1)
+);
+
+ALTER SEQUENCE event_store.events_global_position_seq
+	OWNED BY event_store.events.global_position;
+
+/* Keep every event, head and position in pg_dump output. */
+SELECT pg_catalog.pg_extension_config_dump('event_store.streams', '');
+SELECT pg_catalog.pg_extension_config_dump('event_store.events', '');
+SELECT pg_catalog.pg_extension_config_dump('event_store.events_global_position_seq', '');
+
+/* The row returned by every read function. */
+CREATE TYPE event_store.event AS (
+	global_position bigint,
+	stream_id	text,
+	version		bigint,
+	event_id	uuid,
+	event_type	text,
+	data		jsonb,
+	metadata	jsonb,
+	created_at	timestamptz
+);
+
+/* Append one event; returns the stream's new version. */
+CREATE FUNCTION event_store.append_event(
+	stream_id text,
+	expected_version bigint,
+	event_type text,
+	data jsonb,
+	metadata jsonb DEFAULT NULL,
+	event_id uuid DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'append_event'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+/* Append a batch of events atomically; returns the last event's version. */
+CREATE FUNCTION event_store.append_events(
+	stream_id text,
+	expected_version bigint,
+	events jsonb)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'append_events'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+/* The current version of a stream; 0 when it does not exist. */
+CREATE FUNCTION event_store.stream_version(stream_id text)
+RETURNS bigint
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT COALESCE(
+		(SELECT s.version
+		   FROM event_store.streams s
+		  WHERE s.stream_id OPERATOR(pg_catalog.=) stream_version.stream_id),
+		0::bigint);
+END;
+
+/*
+ * Replay a stream, forward or backward.
+ *
+ * A plain SQL function, so that the planner inlines it into the calling
+ * query: the replay is then an ordinary index scan that streams its rows,
+ * obeys the caller's LIMIT and honours row-level security.  For that it must
+ * stay non-strict, non-volatile and without SET clauses.  Exactly one of the
+ * two branches returns rows.
+ */
+CREATE FUNCTION event_store.read_stream(
+	stream_id text,
+	from_version bigint DEFAULT NULL,
+	max_count bigint DEFAULT NULL,
+	backward boolean DEFAULT false)
+RETURNS SETOF event_store.event
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	(SELECT e.global_position, e.stream_id, e.version, e.event_id,
+			e.event_type, e.data, e.metadata, e.created_at
+	   FROM event_store.events e
+	  WHERE e.stream_id OPERATOR(pg_catalog.=) read_stream.stream_id
+		AND e.version OPERATOR(pg_catalog.>=)
+			COALESCE(read_stream.from_version, 1::bigint)
+		AND NOT COALESCE(read_stream.backward, false)
+	  ORDER BY e.version
+	  LIMIT read_stream.max_count)
+	UNION ALL
+	(SELECT e.global_position, e.stream_id, e.version, e.event_id,
+			e.event_type, e.data, e.metadata, e.created_at
+	   FROM event_store.events e
+	  WHERE e.stream_id OPERATOR(pg_catalog.=) read_stream.stream_id
+		AND e.version OPERATOR(pg_catalog.<=)
+			COALESCE(read_stream.from_version,
+								9223372036854775807::bigint)
+		AND COALESCE(read_stream.backward, false)
+	  ORDER BY e.version DESC
+	  LIMIT read_stream.max_count);
+END;
+
+/*
+ * Guards: stored history changes only through the append functions, which
+ * write the tables directly and so do not fire these triggers.  INSERT is
+ * left open so that pg_restore can load the data back.
+ */
+CREATE FUNCTION event_store.refuse_change()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'refuse_change'
+LANGUAGE C;
+
+CREATE TRIGGER events_append_only
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON event_store.events
+	FOR EACH STATEMENT EXECUTE FUNCTION event_store.refuse_change();
+
+CREATE TRIGGER streams_forward_only
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON event_store.streams
+	FOR EACH STATEMENT EXECUTE FUNCTION event_store.refuse_change();

@@ -1,0 +1,322 @@
+/*-------------------------------------------------------------------------
+ *
+ * append.c
+ *		event_store.append_event and event_store.append_events.
+ *
+ * LOCKING PROTOCOL
+ *
+ * Every append to a stream, including an empty batch, runs these steps:
+ *
+ *	1. Check the arguments and parse the batch.  No lock is held yet.
+ *	2. Take RowExclusiveLock on event_store.events and event_store.streams.
+ *	3. Take the stream lock: a transaction-scoped advisory lock in
+ *	   ExclusiveLock mode, exactly as pg_advisory_xact_lock would, on a key
+ *	   derived from the stream id (below).  It is held until the transaction
+ *	   ends, so it waits like any heavyweight lock: lock_timeout and
+ *	   statement_timeout interrupt it, and the deadlock detector sees it.
+ *	4. Take a fresh snapshot (GetLatestSnapshot).  The previous holder of the
+ *	   stream lock released it only after its commit or abort was visible to
+ *	   new snapshots, so this snapshot sees the head it left, or the head as
+ *	   it was before it if it rolled back.  The check therefore always runs
+ *	   against the latest committed state, whatever the isolation level.
+ *	5. Read the stream's head row (its version; 0 when there is none).
+ *	6. If the caller supplied event ids, look each one up: an id stored in
+ *	   another stream is an error; ids that repeat an earlier append of this
+ *	   call make it succeed without writing (idempotent retry); ids found
+ *	   otherwise are a conflict.
+ *	7. Check the expected version; a mismatch is a conflict.
+ *	8. Insert the events at head+1, head+2, ... and move the head (update
+ *	   its row, or insert it for a new stream).
+ *
+ * Nothing is written before step 8, so a failed check writes nothing.  Only
+ * the holder of the stream lock ever writes a stream's head or events, so no
+ * two appends can take the same version, and two sessions creating the same
+ * new stream are serialized by the lock before either inserts the head row:
+ * the second one sees the first one's head and reports a conflict, never a
+ * unique violation.  Appends to different streams take different locks and
+ * never wait for each other, except on a 64-bit hash collision, which only
+ * makes one wait and cannot break a check.
+ *
+ * The lock key: the 64-bit hash_bytes_extended of the stream id's bytes,
+ * split over the two 32-bit key fields of an advisory lock tag, whose fourth
+ * field is ES_LOCK_FIELD4.  pg_advisory_lock(bigint) uses 1 there and
+ * pg_advisory_lock(int, int) uses 2, so an application's own advisory locks
+ * can never collide with a stream lock.  In pg_locks, stream locks show as
+ * locktype 'advisory' with objsubid 17747.
+ *
+ * src/append.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "common/hashfn.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/uuid.h"
+
+#include "event_store.h"
+
+/* The fourth field of a stream lock's tag ("ES"). */
+#define ES_LOCK_FIELD4		0x4553
+
+/* Seed of the stream-lock hash; fixed, as lock keys must agree across backends. */
+#define ES_LOCK_SEED		UINT64CONST(0x6576656e7473746f)
+
+PG_FUNCTION_INFO_V1(append_event);
+PG_FUNCTION_INFO_V1(append_events);
+
+/* Take the stream lock until the end of the transaction. */
+static void
+LockStream(text *stream_id)
+{
+	uint64		key;
+	LOCKTAG		tag;
+
+	key = hash_bytes_extended((const unsigned char *) VARDATA_ANY(stream_id),
+							  VARSIZE_ANY_EXHDR(stream_id), ES_LOCK_SEED);
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (key >> 32),
+						 (uint32) key, ES_LOCK_FIELD4);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * Report a failed expected-version check.  The DETAIL has a fixed form that
+ * clients may parse: "Expected version E, actual version A." where E is a
+ * number or "any".  A conflict is an expected outcome, so the statement and
+ * context are left out of the server log.
+ */
+static void
+ReportConflict(text *stream_id, bool expected_isnull, int64 expected,
+			   int64 actual, bool ids_elsewhere)
+{
+	char		expected_str[32];
+
+	if (expected_isnull)
+		strlcpy(expected_str, "any", sizeof(expected_str));
+	else
+		snprintf(expected_str, sizeof(expected_str), INT64_FORMAT, expected);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_ES_WRONG_EXPECTED_VERSION),
+			 errmsg("wrong expected version for stream \"%s\"",
+					text_to_cstring(stream_id)),
+			 errdetail("Expected version %s, actual version " INT64_FORMAT ".",
+					   expected_str, actual),
+			 ids_elsewhere ?
+			 errhint("Some event ids of this call are already stored in the stream, but not as a repeat of this call.") :
+			 errhint("Read the stream again and decide on its current state."),
+			 errhidestmt(true),
+			 errhidecontext(true)));
+}
+
+/* Report an event id that is stored in another stream. */
+static void
+ReportForeignId(const pg_uuid_t *id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("event id \"%s\" already exists in another stream",
+					DatumGetCString(DirectFunctionCall1(uuid_out,
+														UUIDPGetDatum(id)))),
+			 errdetail("Event ids are unique across the whole store.")));
+}
+
+/*
+ * Decide whether a call whose ids are already stored repeats an earlier
+ * append.  Returns -1 when none of the ids is stored (go on with the append),
+ * the version to return when the call is a repeat, and reports a conflict
+ * otherwise.  Raises unique_violation for an id stored in another stream.
+ */
+static int64
+CheckRepeat(EsStorage *st, text *stream_id, bool expected_isnull,
+			int64 expected, EsEventInput *events, int nevents)
+{
+	int			nfound = 0;
+	bool		consecutive = true;
+	int64		first = 0;
+
+	for (int i = 0; i < nevents; i++)
+	{
+		bool		same_stream;
+		int64		version;
+
+		if (!events[i].has_id)
+			continue;
+		if (!es_storage_find_event(st, &events[i].id, stream_id,
+								   &same_stream, &version))
+			continue;
+		if (!same_stream)
+			ReportForeignId(&events[i].id);
+
+		if (nfound == 0)
+			first = version - i;
+		if (version != first + i)
+			consecutive = false;
+		nfound++;
+	}
+
+	if (nfound == 0)
+		return -1;
+
+	/*
+	 * A repeat: every event of the call is stored, in call order at
+	 * consecutive versions, and where the expectation says it should be.
+	 */
+	if (nfound == nevents && consecutive &&
+		(expected_isnull || expected == ES_EXPECT_STREAM_EXISTS ||
+		 first == expected + 1))
+		return first + nevents - 1;
+
+	ReportConflict(stream_id, expected_isnull, expected, st->head_version,
+				   true);
+	return -1;					/* keep compiler quiet */
+}
+
+/* Does the current version satisfy the expectation? */
+static bool
+VersionMatches(int64 expected, int64 current)
+{
+	if (expected == ES_EXPECT_NO_STREAM)
+		return current == 0;
+	if (expected == ES_EXPECT_STREAM_EXISTS)
+		return current > 0;
+	return current == expected;
+}
+
+/*
+ * Append events to a stream under the locking protocol above.  Returns the
+ * stream's version after the append.
+ */
+int64
+es_append(text *stream_id, bool expected_isnull, int64 expected,
+		  EsEventInput *events, int nevents)
+{
+	EsStorage	st;
+	int64		current;
+	int64		result;
+
+	PreventCommandIfReadOnly("append to an event stream");
+	PreventCommandIfParallelMode("append to an event stream");
+	es_check_unique_ids(events, nevents);
+
+	es_storage_open(&st);
+	LockStream(stream_id);
+	es_storage_read_head(&st, stream_id);
+	current = st.head_version;
+
+	result = CheckRepeat(&st, stream_id, expected_isnull, expected,
+						 events, nevents);
+	if (result >= 0)
+	{
+		es_storage_close(&st);
+		return result;
+	}
+
+	if (!expected_isnull && !VersionMatches(expected, current))
+		ReportConflict(stream_id, expected_isnull, expected, current, false);
+
+	if (nevents == 0)
+	{
+		es_storage_close(&st);
+		return current;
+	}
+
+	if (current > PG_INT64_MAX - nevents)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("stream \"%s\" cannot hold more events",
+						text_to_cstring(stream_id))));
+
+	for (int i = 0; i < nevents; i++)
+	{
+		if (!events[i].has_id)
+			es_generate_event_id(&events[i].id);
+		es_storage_insert_event(&st, stream_id, current + 1 + i, &events[i]);
+	}
+	result = current + nevents;
+	es_storage_write_head(&st, stream_id, result);
+	es_storage_close(&st);
+
+	/* Let later commands of this transaction see the new events and head. */
+	CommandCounterIncrement();
+	return result;
+}
+
+/*
+ * event_store.append_event(stream_id, expected_version, event_type, data,
+ *							metadata, event_id) returns bigint
+ */
+Datum
+append_event(PG_FUNCTION_ARGS)
+{
+	text	   *stream_id = es_check_stream_id(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
+	bool		expected_isnull = PG_ARGISNULL(1);
+	int64		expected = expected_isnull ? 0 : PG_GETARG_INT64(1);
+	EsEventInput ev;
+
+	if (!expected_isnull)
+		es_check_expected_version(expected);
+
+	memset(&ev, 0, sizeof(ev));
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("event type must not be null")));
+	ev.event_type = PG_GETARG_TEXT_PP(2);
+	es_check_event_type(ev.event_type);
+
+	if (PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("event data must not be null"),
+				 errhint("Pass the JSON value null ('null'::jsonb) for an event without data.")));
+	ev.data = PG_GETARG_DATUM(3);
+
+	if (!PG_ARGISNULL(4))
+	{
+		es_check_metadata(PG_GETARG_JSONB_P(4));
+		ev.metadata = PG_GETARG_DATUM(4);
+		ev.has_metadata = true;
+	}
+
+	if (!PG_ARGISNULL(5))
+	{
+		ev.id = *PG_GETARG_UUID_P(5);
+		ev.has_id = true;
+	}
+
+	PG_RETURN_INT64(es_append(stream_id, expected_isnull, expected, &ev, 1));
+}
+
+/*
+ * event_store.append_events(stream_id, expected_version, events jsonb)
+ * returns bigint
+ */
+Datum
+append_events(PG_FUNCTION_ARGS)
+{
+	text	   *stream_id = es_check_stream_id(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
+	bool		expected_isnull = PG_ARGISNULL(1);
+	int64		expected = expected_isnull ? 0 : PG_GETARG_INT64(1);
+	EsEventInput *events;
+	int			nevents;
+
+	if (!expected_isnull)
+		es_check_expected_version(expected);
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("events must not be null"),
+				 errhint("Pass an empty JSON array to check the expected version without appending.")));
+	events = es_parse_event_array(PG_GETARG_JSONB_P(2), &nevents);
+
+	PG_RETURN_INT64(es_append(stream_id, expected_isnull, expected,
+							  events, nevents));
+}

@@ -1,0 +1,367 @@
+/*-------------------------------------------------------------------------
+ *
+ * event_input.c
+ *		Validate what a caller asks to append, before any lock is taken.
+ *
+ * Every check here raises a specific SQLSTATE and runs before the append
+ * touches a table, so bad input never writes anything:
+ *
+ *	NULL stream id, event type, data or batch		22004 null_value_not_allowed
+ *	empty stream id or type, bad expected version,
+ *	metadata that is not an object, a malformed
+ *	batch element									22023 invalid_parameter_value
+ *	stream id or type over its length limit			22001 string_data_right_truncation
+ *	the same event id twice in one call				23505 unique_violation
+ *
+ * Batch elements are numbered from 0 in messages, as jsonb's -> operator
+ * numbers them.
+ *
+ * src/event_input.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/time.h>
+
+#include "common/hashfn.h"
+#include "port/pg_bswap.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/uuid.h"
+
+#include "event_store.h"
+
+/* Check a stream id argument and return it detoasted. */
+text *
+es_check_stream_id(Datum stream_id, bool isnull)
+{
+	text	   *t;
+	int			len;
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("stream id must not be null")));
+
+	t = DatumGetTextPP(stream_id);
+	len = VARSIZE_ANY_EXHDR(t);
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("stream id must not be empty")));
+	if (len > ES_MAX_STREAM_ID_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("stream id is too long"),
+				 errdetail("A stream id is at most %d bytes; this one has %d.",
+						   ES_MAX_STREAM_ID_LEN, len)));
+	return t;
+}
+
+/* Check a non-null expected version. */
+void
+es_check_expected_version(int64 expected)
+{
+	if (expected < ES_EXPECT_STREAM_EXISTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid expected version " INT64_FORMAT, expected),
+				 errdetail("The expected version must be NULL (any), 0 (no stream), -1 (stream exists) or a version of 1 or more.")));
+}
+
+/* Check an event type; the caller has already refused NULL. */
+void
+es_check_event_type(text *event_type)
+{
+	int			len = VARSIZE_ANY_EXHDR(event_type);
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event type must not be empty")));
+	if (len > ES_MAX_EVENT_TYPE_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("event type is too long"),
+				 errdetail("An event type is at most %d bytes; this one has %d.",
+						   ES_MAX_EVENT_TYPE_LEN, len)));
+}
+
+/* Check that metadata, when given, is a JSON object. */
+void
+es_check_metadata(Jsonb *metadata)
+{
+	if (metadata != NULL &&
+		(JB_ROOT_IS_SCALAR(metadata) || !JB_ROOT_IS_OBJECT(metadata)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event metadata must be a JSON object")));
+}
+
+/* Value of one hexadecimal digit, or -1. */
+static int
+HexValue(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Parse a uuid in its canonical form (8-4-4-4-12 hexadecimal digits) or as 32
+ * digits without hyphens.  Returns false on anything else, so that the caller
+ * can name the batch element in its error.
+ */
+static bool
+ParseUuid(const char *s, int len, pg_uuid_t *out)
+{
+	bool		hyphens;
+	int			pos = 0;
+
+	if (len == 36)
+		hyphens = true;
+	else if (len == 32)
+		hyphens = false;
+	else
+		return false;
+
+	for (int i = 0; i < UUID_LEN; i++)
+	{
+		int			hi,
+					lo;
+
+		if (hyphens && (i == 4 || i == 6 || i == 8 || i == 10))
+		{
+			if (s[pos] != '-')
+				return false;
+			pos++;
+		}
+		hi = HexValue(s[pos]);
+		lo = HexValue(s[pos + 1]);
+		if (hi < 0 || lo < 0)
+			return false;
+		out->data[i] = (unsigned char) ((hi << 4) | lo);
+		pos += 2;
+	}
+	return pos == len;
+}
+
+/* Report a malformed batch element. */
+static void
+BadElement(int index, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid event at index %d of the batch", index),
+			 errdetail("%s", detail)));
+}
+
+/* Find a key of a JSON object; NULL when absent. */
+static JsonbValue *
+GetKey(JsonbContainer *obj, const char *key, JsonbValue *buf)
+{
+	return getKeyJsonValueFromContainer(obj, key, strlen(key), buf);
+}
+
+/* Report the first key of an element that is not one of the four known. */
+static void
+RefuseUnknownKey(JsonbContainer *obj, int index)
+{
+	JsonbIterator *it = JsonbIteratorInit(obj);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok != WJB_KEY)
+			continue;
+		if ((v.val.string.len == 4 && memcmp(v.val.string.val, "type", 4) == 0) ||
+			(v.val.string.len == 4 && memcmp(v.val.string.val, "data", 4) == 0) ||
+			(v.val.string.len == 8 && memcmp(v.val.string.val, "metadata", 8) == 0) ||
+			(v.val.string.len == 2 && memcmp(v.val.string.val, "id", 2) == 0))
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid event at index %d of the batch", index),
+				 errdetail("Unknown key \"%.*s\"; an event has only the keys \"type\", \"data\", \"metadata\" and \"id\".",
+						   v.val.string.len, v.val.string.val)));
+	}
+}
+
+/*
+ * Parse and check a batch: a JSON array of objects
+ * {"type": string, "data": any, "metadata": object (optional),
+ *  "id": uuid string (optional)}.  A JSON null for "metadata" or "id" is the
+ * same as leaving the key out.
+ */
+EsEventInput *
+es_parse_event_array(Jsonb *events, int *nevents)
+{
+	JsonbContainer *root = &events->root;
+	EsEventInput *out;
+	int			n;
+
+	if (JB_ROOT_IS_SCALAR(events) || !JB_ROOT_IS_ARRAY(events))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events must be a JSON array")));
+
+	n = JsonContainerSize(root);
+	out = palloc0(sizeof(EsEventInput) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *elem = getIthJsonbValueFromContainer(root, i);
+		JsonbContainer *obj;
+		JsonbValue	buf;
+		JsonbValue *v;
+		int			known = 0;
+
+		if (elem->type != jbvBinary ||
+			!JsonContainerIsObject(elem->val.binary.data))
+			BadElement(i, "An event must be a JSON object.");
+		obj = elem->val.binary.data;
+
+		/* type: a non-empty string within the length limit */
+		v = GetKey(obj, "type", &buf);
+		if (v == NULL || v->type != jbvString)
+			BadElement(i, "The key \"type\" must be present and be a string.");
+		if (v->val.string.len == 0)
+			BadElement(i, "The event type must not be empty.");
+		if (v->val.string.len > ES_MAX_EVENT_TYPE_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+					 errmsg("invalid event at index %d of the batch", i),
+					 errdetail("An event type is at most %d bytes; this one has %d.",
+							   ES_MAX_EVENT_TYPE_LEN, v->val.string.len)));
+		out[i].event_type = cstring_to_text_with_len(v->val.string.val,
+													 v->val.string.len);
+		known++;
+
+		/* data: any JSON value, but present */
+		v = GetKey(obj, "data", &buf);
+		if (v == NULL)
+			BadElement(i, "The key \"data\" must be present.");
+		out[i].data = JsonbPGetDatum(JsonbValueToJsonb(v));
+		known++;
+
+		/* metadata: an object, or absent */
+		v = GetKey(obj, "metadata", &buf);
+		if (v != NULL)
+		{
+			known++;
+			if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
+			{
+				out[i].metadata = JsonbPGetDatum(JsonbValueToJsonb(v));
+				out[i].has_metadata = true;
+			}
+			else if (v->type != jbvNull)
+				BadElement(i, "The key \"metadata\" must be a JSON object.");
+		}
+
+		/* id: a uuid string, or absent */
+		v = GetKey(obj, "id", &buf);
+		if (v != NULL)
+		{
+			known++;
+			if (v->type == jbvString)
+			{
+				if (!ParseUuid(v->val.string.val, v->val.string.len, &out[i].id))
+					BadElement(i, "The key \"id\" must be a uuid.");
+				out[i].has_id = true;
+			}
+			else if (v->type != jbvNull)
+				BadElement(i, "The key \"id\" must be a uuid.");
+		}
+
+		if (known != (int) JsonContainerSize(obj))
+			RefuseUnknownKey(obj, i);
+
+		pfree(elem);
+	}
+
+	*nevents = n;
+	return out;
+}
+
+typedef struct IdAt
+{
+	pg_uuid_t	id;
+	int			index;
+} IdAt;
+
+/* Order ids by value, then by their index in the call. */
+static int
+CompareIdAt(const void *a, const void *b)
+{
+	const IdAt *x = (const IdAt *) a;
+	const IdAt *y = (const IdAt *) b;
+	int			c = memcmp(x->id.data, y->id.data, UUID_LEN);
+
+	if (c != 0)
+		return c;
+	return (x->index > y->index) - (x->index < y->index);
+}
+
+/* Refuse a call that names the same event id twice. */
+void
+es_check_unique_ids(EsEventInput *events, int nevents)
+{
+	IdAt	   *ids = palloc(sizeof(IdAt) * Max(nevents, 1));
+	int			n = 0;
+
+	for (int i = 0; i < nevents; i++)
+	{
+		if (events[i].has_id)
+		{
+			ids[n].id = events[i].id;
+			ids[n].index = i;
+			n++;
+		}
+	}
+	if (n > 1)
+		qsort(ids, n, sizeof(IdAt), CompareIdAt);
+
+	for (int i = 1; i < n; i++)
+	{
+		if (memcmp(ids[i].id.data, ids[i - 1].id.data, UUID_LEN) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("event id \"%s\" appears more than once in the batch",
+							DatumGetCString(DirectFunctionCall1(uuid_out,
+																UUIDPGetDatum(&ids[i].id)))),
+					 errdetail("It is given at indexes %d and %d.",
+							   ids[i - 1].index, ids[i].index)));
+	}
+	pfree(ids);
+}
+
+/*
+ * Make a new event id: a version 7 uuid (RFC 9562), whose leading 48 bits
+ * are the Unix time in milliseconds.  Ids made close in time sort close
+ * together, so the unique index on event_id grows at its right edge instead
+ * of at random pages.
+ */
+void
+es_generate_event_id(pg_uuid_t *id)
+{
+	struct timeval tv;
+	uint64		ms;
+
+	if (!pg_strong_random(id->data, UUID_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random values")));
+
+	gettimeofday(&tv, NULL);
+	ms = (uint64) tv.tv_sec * 1000 + (uint64) tv.tv_usec / 1000;
+	for (int i = 0; i < 6; i++)
+		id->data[i] = (unsigned char) (ms >> (8 * (5 - i)));
+	id->data[6] = (id->data[6] & 0x0F) | 0x70;	/* version 7 */
+	id->data[8] = (id->data[8] & 0x3F) | 0x80;	/* RFC 4122 variant */
+}

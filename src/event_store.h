@@ -1,0 +1,120 @@
+/*-------------------------------------------------------------------------
+ *
+ * event_store.h
+ *		Declarations shared by the C files of the event_store extension.
+ *
+ * src/event_store.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef EVENT_STORE_H
+#define EVENT_STORE_H
+
+#include "postgres.h"
+
+#include "access/tupdesc.h"
+#include "nodes/execnodes.h"
+#include "utils/jsonb.h"
+#include "utils/relcache.h"
+#include "utils/snapshot.h"
+#include "utils/uuid.h"
+
+/*
+ * The SQLSTATE of a failed expected-version check: class "VE" is not used by
+ * PostgreSQL.  The same code is used for every kind of check.
+ */
+#define ERRCODE_ES_WRONG_EXPECTED_VERSION	MAKE_SQLSTATE('V','E','0','0','1')
+
+/* Input limits, in bytes. */
+#define ES_MAX_STREAM_ID_LEN	1000
+#define ES_MAX_EVENT_TYPE_LEN	255
+
+/* Special expected versions. */
+#define ES_EXPECT_NO_STREAM		0
+#define ES_EXPECT_STREAM_EXISTS (-1)
+
+/* Column numbers of event_store.events. */
+#define Anum_es_events_global_position	1
+#define Anum_es_events_stream_id		2
+#define Anum_es_events_version			3
+#define Anum_es_events_event_id			4
+#define Anum_es_events_event_type		5
+#define Anum_es_events_data				6
+#define Anum_es_events_metadata			7
+#define Anum_es_events_created_at		8
+#define Natts_es_events					8
+
+/* Column numbers of event_store.streams. */
+#define Anum_es_streams_stream_id		1
+#define Anum_es_streams_version			2
+#define Natts_es_streams				2
+
+/* catalog.c: the extension's relations, looked up once and cached. */
+typedef struct EsCatalog
+{
+	Oid			events;			/* event_store.events */
+	Oid			events_event_id_idx;	/* its unique index on event_id */
+	Oid			events_seq;		/* event_store.events_global_position_seq */
+	Oid			streams;		/* event_store.streams */
+	Oid			streams_pkey;	/* its primary key on stream_id */
+} EsCatalog;
+
+extern const EsCatalog *es_catalog(void);
+extern void es_catalog_init(void);
+
+/* event_input.c: one event to append, validated. */
+typedef struct EsEventInput
+{
+	text	   *event_type;
+	Datum		data;			/* jsonb, possibly still toasted */
+	Datum		metadata;		/* jsonb; valid when has_metadata */
+	bool		has_metadata;
+	bool		has_id;
+	pg_uuid_t	id;
+} EsEventInput;
+
+extern text *es_check_stream_id(Datum stream_id, bool isnull);
+extern void es_check_expected_version(int64 expected);
+extern void es_check_event_type(text *event_type);
+extern void es_check_metadata(Jsonb *metadata);
+extern EsEventInput *es_parse_event_array(Jsonb *events, int *nevents);
+extern void es_check_unique_ids(EsEventInput *events, int nevents);
+extern void es_generate_event_id(pg_uuid_t *id);
+
+/* storage.c: direct access to the heads and events tables. */
+typedef struct EsStorage
+{
+	Relation	events;
+	Relation	streams;
+	Relation	event_id_idx;
+	Relation	streams_pkey;
+	EState	   *estate;
+	ResultRelInfo *events_rri;
+	ResultRelInfo *streams_rri;
+	TupleTableSlot *events_slot;
+	TupleTableSlot *streams_slot;
+	Snapshot	snapshot;		/* latest snapshot, taken under the lock */
+	Oid			events_seq;
+
+	/* The stream's head, as read by es_storage_read_head. */
+	bool		head_found;
+	int64		head_version;
+	ItemPointerData head_tid;
+} EsStorage;
+
+extern void es_storage_open(EsStorage *st);
+extern void es_storage_read_head(EsStorage *st, text *stream_id);
+extern bool es_storage_find_event(EsStorage *st, const pg_uuid_t *id,
+								  text *stream_id, bool *same_stream,
+								  int64 *version);
+extern void es_storage_insert_event(EsStorage *st, text *stream_id,
+									int64 version, const EsEventInput *ev);
+extern void es_storage_write_head(EsStorage *st, text *stream_id,
+								  int64 version);
+extern void es_storage_close(EsStorage *st);
+
+/* append.c */
+extern int64 es_append(text *stream_id, bool expected_isnull, int64 expected,
+					   EsEventInput *events, int nevents);
+
+#endif							/* EVENT_STORE_H */
