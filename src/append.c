@@ -194,15 +194,15 @@ VersionMatches(int64 expected, int64 current)
  * stream's version after the append.
  */
 int64
-es_append(text *stream_id, bool expected_isnull, int64 expected,
-		  EsEventInput *events, int nevents)
+es_append(const char *funcname, text *stream_id, bool expected_isnull,
+		  int64 expected, EsEventInput *events, int nevents)
 {
 	EsStorage	st;
 	int64		current;
 	int64		result;
 
-	PreventCommandIfReadOnly("append to an event stream");
-	PreventCommandIfParallelMode("append to an event stream");
+	PreventCommandIfReadOnly(funcname);
+	PreventCommandIfParallelMode(funcname);
 	es_check_unique_ids(events, nevents);
 
 	es_storage_open(&st);
@@ -291,7 +291,8 @@ append_event(PG_FUNCTION_ARGS)
 		ev.has_id = true;
 	}
 
-	PG_RETURN_INT64(es_append(stream_id, expected_isnull, expected, &ev, 1));
+	PG_RETURN_INT64(es_append("append_event", stream_id, expected_isnull,
+							  expected, &ev, 1));
 }
 
 /*
@@ -317,6 +318,6 @@ append_events(PG_FUNCTION_ARGS)
 				 errhint("Pass an empty JSON array to check the expected version without appending.")));
 	events = es_parse_event_array(PG_GETARG_JSONB_P(2), &nevents);
 
-	PG_RETURN_INT64(es_append(stream_id, expected_isnull, expected,
-							  events, nevents));
+	PG_RETURN_INT64(es_append("append_events", stream_id, expected_isnull,
+							  expected, events, nevents));
 }

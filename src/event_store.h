@@ -114,7 +114,8 @@ extern void es_storage_write_head(EsStorage *st, text *stream_id,
 extern void es_storage_close(EsStorage *st);
 
 /* append.c */
-extern int64 es_append(text *stream_id, bool expected_isnull, int64 expected,
+extern int64 es_append(const char *funcname, text *stream_id,
+					   bool expected_isnull, int64 expected,
 					   EsEventInput *events, int nevents);
 
 #endif							/* EVENT_STORE_H */

@@ -1,0 +1,70 @@
+-- idempotency: a retry with the same event ids succeeds without writing.
+\i test/sql/helpers.inc
+
+-- Exact expectation: the retry returns what the first call returned.
+SELECT event_store.append_event('id-1', 0, 'Created', '{}', NULL, 'c0000000-0000-4000-8000-000000000001');
+SELECT event_store.append_event('id-1', 1, 'Changed', '{"n": 1}', NULL, 'c0000000-0000-4000-8000-000000000002');
+SELECT event_store.append_event('id-1', 1, 'Changed', '{"n": 1}', NULL, 'c0000000-0000-4000-8000-000000000002');
+SELECT event_store.append_event('id-1', 0, 'Created', '{}', NULL, 'c0000000-0000-4000-8000-000000000001');
+SELECT count(*) AS events FROM event_store.events WHERE stream_id = 'id-1';
+
+-- ... but not when the expectation puts the ids elsewhere.
+SELECT pg_temp.try($$SELECT event_store.append_event('id-1', 2, 'Changed', '{"n": 1}', NULL, 'c0000000-0000-4000-8000-000000000002')$$);
+SELECT pg_temp.try($$SELECT event_store.append_event('id-1', 0, 'Changed', '{"n": 1}', NULL, 'c0000000-0000-4000-8000-000000000002')$$);
+
+-- NULL and -1: a retry succeeds wherever in the stream the ids sit, even
+-- after other appends moved the stream on.
+SELECT event_store.append_event('id-1', NULL, 'Changed', '{}');
+SELECT event_store.append_event('id-1', NULL, 'Changed', '{"n": 1}', NULL, 'c0000000-0000-4000-8000-000000000002');
+SELECT event_store.append_event('id-1', -1, 'Changed', '{"n": 1}', NULL, 'c0000000-0000-4000-8000-000000000002');
+SELECT event_store.stream_version('id-1');
+
+-- Batches: the whole batch repeated returns the last version of the first call.
+SELECT event_store.append_events('id-2', 0, '[
+	{"type": "A", "data": 1, "id": "c0000000-0000-4000-8000-000000000011"},
+	{"type": "B", "data": 2, "id": "c0000000-0000-4000-8000-000000000012"},
+	{"type": "C", "data": 3, "id": "c0000000-0000-4000-8000-000000000013"}]');
+SELECT event_store.append_event('id-2', 3, 'D', '4');
+SELECT event_store.append_events('id-2', 0, '[
+	{"type": "A", "data": 1, "id": "c0000000-0000-4000-8000-000000000011"},
+	{"type": "B", "data": 2, "id": "c0000000-0000-4000-8000-000000000012"},
+	{"type": "C", "data": 3, "id": "c0000000-0000-4000-8000-000000000013"}]');
+SELECT event_store.append_events('id-2', NULL, '[
+	{"type": "B", "data": 2, "id": "c0000000-0000-4000-8000-000000000012"},
+	{"type": "C", "data": 3, "id": "c0000000-0000-4000-8000-000000000013"}]');
+SELECT count(*) AS events FROM event_store.events WHERE stream_id = 'id-2';
+
+-- Only some ids stored, ids out of order, or stored ids plus an event with
+-- no id: a conflict, and nothing written.
+SELECT pg_temp.try($$SELECT event_store.append_events('id-2', NULL, '[
+	{"type": "C", "data": 3, "id": "c0000000-0000-4000-8000-000000000013"},
+	{"type": "E", "data": 5, "id": "c0000000-0000-4000-8000-000000000014"}]')$$);
+SELECT pg_temp.try($$SELECT event_store.append_events('id-2', NULL, '[
+	{"type": "B", "data": 2, "id": "c0000000-0000-4000-8000-000000000012"},
+	{"type": "A", "data": 1, "id": "c0000000-0000-4000-8000-000000000011"}]')$$);
+SELECT pg_temp.try($$SELECT event_store.append_events('id-2', NULL, '[
+	{"type": "A", "data": 1, "id": "c0000000-0000-4000-8000-000000000011"},
+	{"type": "X", "data": 9}]')$$);
+SELECT pg_temp.try($$SELECT event_store.append_events('id-2', NULL, '[
+	{"type": "A", "data": 1, "id": "c0000000-0000-4000-8000-000000000011"},
+	{"type": "C", "data": 3, "id": "c0000000-0000-4000-8000-000000000013"}]')$$);
+SELECT count(*) AS events FROM event_store.events WHERE stream_id = 'id-2';
+
+-- An id that belongs to another stream is a unique violation naming the id.
+SELECT pg_temp.try($$SELECT event_store.append_event('id-other', NULL, 'A', '1', NULL, 'c0000000-0000-4000-8000-000000000011')$$);
+SELECT pg_temp.try($$SELECT event_store.append_events('id-other', 0, '[
+	{"type": "A", "data": 1, "id": "c0000000-0000-4000-8000-0000000000ff"},
+	{"type": "A", "data": 1, "id": "c0000000-0000-4000-8000-000000000012"}]')$$);
+SELECT count(*) AS other_events FROM event_store.events WHERE stream_id = 'id-other';
+
+-- The same id twice in one call.
+SELECT pg_temp.try($$SELECT event_store.append_events('id-3', 0, '[
+	{"type": "A", "data": 1, "id": "c0000000-0000-4000-8000-000000000021"},
+	{"type": "B", "data": 2},
+	{"type": "A", "data": 1, "id": "C0000000-0000-4000-8000-000000000021"}]')$$);
+
+-- Ids are accepted in canonical form, upper case, or without hyphens.
+SELECT event_store.append_events('id-3', 0, '[
+	{"type": "A", "data": 1, "id": "C0000000-0000-4000-8000-0000000000AA"},
+	{"type": "B", "data": 2, "id": "c00000000000400080000000000000bb"}]');
+SELECT version, event_id FROM event_store.read_stream('id-3');
