@@ -24,9 +24,9 @@ REGRESS = append_event append_events idempotency read_stream stream_version \
 	bad_input append_only
 REGRESS_OPTS = --inputdir=test --outputdir=test/results_regress
 
-ISOLATION = alice_and_bob same_field wait_commit wait_rollback \
+ISOLATION = alice_and_bob same_field wait_behind_open_transaction \
 	create_same_stream idempotent_retry_race batch_conflict_midway \
-	different_streams
+	different_streams advisory_keys
 ISOLATION_OPTS = --inputdir=test --outputdir=test/results_isolation
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers

@@ -178,6 +178,49 @@ CheckRepeat(EsStorage *st, text *stream_id, bool expected_isnull,
 	return -1;					/* keep compiler quiet */
 }
 
+/*
+ * Insert the events at consecutive versions from first_version.  An event id
+ * can still collide here, with an id that a concurrent, uncommitted append to
+ * another stream inserted after the look-up in CheckRepeat: the unique index
+ * then waits for that transaction and fails if it commits.  That failure is
+ * reported like the one CheckRepeat raises, naming the id.
+ */
+static void
+InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
+			 EsEventInput *events, int nevents)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	volatile int i = 0;
+
+	PG_TRY();
+	{
+		for (; i < nevents; i++)
+		{
+			if (!events[i].has_id)
+				es_generate_event_id(&events[i].id);
+			es_storage_insert_event(st, stream_id, first_version + i,
+									&events[i]);
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION &&
+			edata->constraint_name != NULL &&
+			strcmp(edata->constraint_name, "events_event_id_key") == 0)
+		{
+			FlushErrorState();
+			ReportForeignId(&events[i].id);
+		}
+		FreeErrorData(edata);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
 /* Does the current version satisfy the expectation? */
 static bool
 VersionMatches(int64 expected, int64 current)
@@ -233,12 +276,7 @@ es_append(const char *funcname, text *stream_id, bool expected_isnull,
 				 errmsg("stream \"%s\" cannot hold more events",
 						text_to_cstring(stream_id))));
 
-	for (int i = 0; i < nevents; i++)
-	{
-		if (!events[i].has_id)
-			es_generate_event_id(&events[i].id);
-		es_storage_insert_event(&st, stream_id, current + 1 + i, &events[i]);
-	}
+	InsertEvents(&st, stream_id, current + 1, events, nevents);
 	result = current + nevents;
 	es_storage_write_head(&st, stream_id, result);
 	es_storage_close(&st);
