@@ -135,6 +135,16 @@ BEGIN ATOMIC
 END;
 
 /*
+ * Privileges.  The append functions write the tables with the extension's
+ * own rights, so the right to append is the right to call them: it is not
+ * given to PUBLIC.  Reading needs USAGE on the schema and SELECT on the
+ * tables, as any query does; the read functions run with the caller's rights,
+ * so row-level security on the events table applies to them.
+ */
+REVOKE ALL ON FUNCTION event_store.append_event(text, bigint, text, jsonb, jsonb, uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION event_store.append_events(text, bigint, jsonb) FROM PUBLIC;
+
+/*
  * Guards: stored history changes only through the append functions, which
  * write the tables directly and so do not fire these triggers.  INSERT is
  * left open so that pg_restore can load the data back.
