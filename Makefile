@@ -21,12 +21,12 @@ DATA = sql/event_store--$(EXTVERSION).sql
 
 # One regression file per feature, one isolation spec per concurrency story.
 REGRESS = append_event append_events idempotency read_stream stream_version \
-	bad_input append_only privileges
+	bad_input append_only privileges table_changes
 REGRESS_OPTS = --inputdir=test --outputdir=test/results_regress
 
 ISOLATION = alice_and_bob same_field wait_behind_open_transaction \
 	create_same_stream idempotent_retry_race batch_conflict_midway \
-	different_streams advisory_keys lock_waits
+	different_streams advisory_keys lock_waits reinstall snapshot_isolation
 ISOLATION_OPTS = --inputdir=test --outputdir=test/results_isolation
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers

@@ -58,6 +58,8 @@
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/uuid.h"
 
 #include "event_store.h"
@@ -179,7 +181,12 @@ CheckRepeat(EsStorage *st, text *stream_id, bool expected_isnull,
 }
 
 /*
- * Insert the events at consecutive versions from first_version.  An event id
+ * Insert the events at consecutive versions from first_version.  Each event's
+ * values are built (from the batch, when there is one) and inserted in a
+ * memory context of its own, emptied after every event, so memory stays flat
+ * however long the batch.
+ *
+ * An event id
  * can still collide here, with an id that a concurrent, uncommitted append to
  * another stream inserted after the look-up in CheckRepeat: the unique index
  * then waits for that transaction and fails if it commits.  That failure is
@@ -187,19 +194,28 @@ CheckRepeat(EsStorage *st, text *stream_id, bool expected_isnull,
  */
 static void
 InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
-			 EsEventInput *events, int nevents)
+			 EsEventInput *events, int nevents, Jsonb *batch)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
+	MemoryContext eventcxt;
 	volatile int i = 0;
 
+	eventcxt = AllocSetContextCreate(CurrentMemoryContext,
+									 "event_store event",
+									 ALLOCSET_DEFAULT_SIZES);
 	PG_TRY();
 	{
 		for (; i < nevents; i++)
 		{
+			MemoryContextSwitchTo(eventcxt);
 			if (!events[i].has_id)
 				es_generate_event_id(&events[i].id);
+			if (batch != NULL)
+				es_load_batch_event(batch, i, &events[i]);
 			es_storage_insert_event(st, stream_id, first_version + i,
 									&events[i]);
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextReset(eventcxt);
 		}
 	}
 	PG_CATCH();
@@ -210,7 +226,8 @@ InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 		edata = CopyErrorData();
 		if (edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION &&
 			edata->constraint_name != NULL &&
-			strcmp(edata->constraint_name, "events_event_id_key") == 0)
+			strcmp(edata->constraint_name,
+				   RelationGetRelationName(st->event_id_idx)) == 0)
 		{
 			FlushErrorState();
 			ReportForeignId(&events[i].id);
@@ -219,6 +236,7 @@ InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	MemoryContextDelete(eventcxt);
 }
 
 /* Does the current version satisfy the expectation? */
@@ -238,7 +256,7 @@ VersionMatches(int64 expected, int64 current)
  */
 int64
 es_append(const char *funcname, text *stream_id, bool expected_isnull,
-		  int64 expected, EsEventInput *events, int nevents)
+		  int64 expected, EsEventInput *events, int nevents, Jsonb *batch)
 {
 	EsStorage	st;
 	int64		current;
@@ -276,7 +294,7 @@ es_append(const char *funcname, text *stream_id, bool expected_isnull,
 				 errmsg("stream \"%s\" cannot hold more events",
 						text_to_cstring(stream_id))));
 
-	InsertEvents(&st, stream_id, current + 1, events, nevents);
+	InsertEvents(&st, stream_id, current + 1, events, nevents, batch);
 	result = current + nevents;
 	es_storage_write_head(&st, stream_id, result);
 	es_storage_close(&st);
@@ -330,7 +348,7 @@ append_event(PG_FUNCTION_ARGS)
 	}
 
 	PG_RETURN_INT64(es_append("append_event", stream_id, expected_isnull,
-							  expected, &ev, 1));
+							  expected, &ev, 1, NULL));
 }
 
 /*
@@ -343,6 +361,7 @@ append_events(PG_FUNCTION_ARGS)
 	text	   *stream_id = es_check_stream_id(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
 	bool		expected_isnull = PG_ARGISNULL(1);
 	int64		expected = expected_isnull ? 0 : PG_GETARG_INT64(1);
+	Jsonb	   *batch;
 	EsEventInput *events;
 	int			nevents;
 
@@ -354,8 +373,9 @@ append_events(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("events must not be null"),
 				 errhint("Pass an empty JSON array to check the expected version without appending.")));
-	events = es_parse_event_array(PG_GETARG_JSONB_P(2), &nevents);
+	batch = PG_GETARG_JSONB_P(2);
+	events = es_parse_event_array(batch, &nevents);
 
 	PG_RETURN_INT64(es_append("append_events", stream_id, expected_isnull,
-							  expected, events, nevents));
+							  expected, events, nevents, batch));
 }

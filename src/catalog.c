@@ -8,6 +8,12 @@
  * relations), as happens when the extension is dropped or altered; then they
  * are looked up again on the next use.
  *
+ * Invalidations from other sessions are only read when a lock is taken, so a
+ * cached OID can be stale until the tables are locked: another session may
+ * have dropped and re-created the extension.  es_catalog_open therefore locks
+ * the tables first and then checks that the cache survived; if not, it looks
+ * the names up again and retries, as RangeVarGetRelidExtended does.
+ *
  * src/catalog.c
  *
  *-------------------------------------------------------------------------
@@ -36,10 +42,8 @@ InvalidateCatalog(Datum arg, Oid relid)
 		return;
 	if (relid == InvalidOid ||
 		relid == cache.events ||
-		relid == cache.events_event_id_idx ||
 		relid == cache.events_seq ||
-		relid == cache.streams ||
-		relid == cache.streams_pkey)
+		relid == cache.streams)
 		cache_valid = false;
 }
 
@@ -64,37 +68,43 @@ LookupRelation(Oid nsp, const char *name)
 	return relid;
 }
 
-/* Check that event_store.events has the columns this code writes. */
+/*
+ * Check that a table has exactly the columns this code writes, of the
+ * expected types, with no dropped column in between.
+ */
 static void
-CheckEventsShape(Oid relid)
+CheckShape(Oid relid, const Oid *types, int natts)
 {
-	static const Oid types[Natts_es_events] = {
-		INT8OID, TEXTOID, INT8OID, UUIDOID, TEXTOID, JSONBOID, JSONBOID,
-		TIMESTAMPTZOID
-	};
 	Relation	rel = table_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
-	bool		ok = (desc->natts == Natts_es_events);
+	bool		ok = (desc->natts == natts);
 
-	for (int i = 0; ok && i < Natts_es_events; i++)
+	for (int i = 0; ok && i < natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
 		ok = (!att->attisdropped && att->atttypid == types[i]);
 	}
-	table_close(rel, AccessShareLock);
 
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s.events\" does not have the columns this version of event_store expects",
-						ES_SCHEMA),
-				 errhint("Run ALTER EXTENSION event_store UPDATE, or reinstall the extension.")));
+				 errmsg("table \"%s.%s\" does not have the columns this version of event_store expects",
+						ES_SCHEMA, RelationGetRelationName(rel)),
+				 errhint("Undo the change to the table's columns, or reinstall the extension.")));
+	table_close(rel, AccessShareLock);
 }
 
+static const Oid events_types[Natts_es_events] = {
+	INT8OID, TEXTOID, INT8OID, UUIDOID, TEXTOID, JSONBOID, JSONBOID,
+	TIMESTAMPTZOID
+};
+
+static const Oid streams_types[Natts_es_streams] = {TEXTOID, INT8OID};
+
 /* Return the extension's relation OIDs, looking them up if needed. */
-const EsCatalog *
-es_catalog(void)
+static const EsCatalog *
+GetCatalog(void)
 {
 	Oid			nsp;
 	EsCatalog	found;
@@ -110,13 +120,42 @@ es_catalog(void)
 				 errhint("Run CREATE EXTENSION event_store.")));
 
 	found.events = LookupRelation(nsp, "events");
-	found.events_event_id_idx = LookupRelation(nsp, "events_event_id_key");
 	found.events_seq = LookupRelation(nsp, "events_global_position_seq");
 	found.streams = LookupRelation(nsp, "streams");
-	found.streams_pkey = LookupRelation(nsp, "streams_pkey");
-	CheckEventsShape(found.events);
+	CheckShape(found.events, events_types, Natts_es_events);
+	CheckShape(found.streams, streams_types, Natts_es_streams);
 
 	cache = found;
 	cache_valid = true;
 	return &cache;
+}
+
+/*
+ * Open event_store.events and event_store.streams with RowExclusiveLock,
+ * making sure they are the extension's current tables.  Returns the catalog
+ * that was valid once both locks were held.
+ */
+const EsCatalog *
+es_catalog_open(Relation *events, Relation *streams)
+{
+	for (;;)
+	{
+		const EsCatalog *cat = GetCatalog();
+		Relation	e = try_table_open(cat->events, RowExclusiveLock);
+		Relation	s = e ? try_table_open(cat->streams, RowExclusiveLock) : NULL;
+
+		/* Taking the locks has read any pending invalidation. */
+		if (e != NULL && s != NULL && cache_valid)
+		{
+			*events = e;
+			*streams = s;
+			return cat;
+		}
+
+		if (s != NULL)
+			table_close(s, RowExclusiveLock);
+		if (e != NULL)
+			table_close(e, RowExclusiveLock);
+		cache_valid = false;
+	}
 }

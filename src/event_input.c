@@ -28,6 +28,7 @@
 #include "port/pg_bswap.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/uuid.h"
 
 #include "event_store.h"
@@ -194,15 +195,101 @@ RefuseUnknownKey(JsonbContainer *obj, int index)
 }
 
 /*
- * Parse and check a batch: a JSON array of objects
- * {"type": string, "data": any, "metadata": object (optional),
- *  "id": uuid string (optional)}.  A JSON null for "metadata" or "id" is the
- * same as leaving the key out.
+ * Check element i of a batch and read its id.  With load, also build the
+ * event's type, data and metadata values, in the current memory context; a
+ * caller that loads one event at a time can free them after each insert.
+ *
+ * An element is an object {"type": string, "data": any,
+ * "metadata": object (optional), "id": uuid string (optional)}.  A JSON null
+ * for "metadata" or "id" is the same as leaving the key out.
+ */
+static void
+ReadElement(JsonbContainer *root, int i, EsEventInput *ev, bool load)
+{
+	JsonbValue *elem = getIthJsonbValueFromContainer(root, i);
+	JsonbContainer *obj;
+	JsonbValue	buf;
+	JsonbValue *v;
+	int			known = 0;
+
+	if (elem->type != jbvBinary ||
+		!JsonContainerIsObject(elem->val.binary.data))
+		BadElement(i, "An event must be a JSON object.");
+	obj = elem->val.binary.data;
+
+	/* type: a non-empty string within the length limit */
+	v = GetKey(obj, "type", &buf);
+	if (v == NULL || v->type != jbvString)
+		BadElement(i, "The key \"type\" must be present and be a string.");
+	if (v->val.string.len == 0)
+		BadElement(i, "The event type must not be empty.");
+	if (v->val.string.len > ES_MAX_EVENT_TYPE_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("invalid event at index %d of the batch", i),
+				 errdetail("An event type is at most %d bytes; this one has %d.",
+						   ES_MAX_EVENT_TYPE_LEN, v->val.string.len)));
+	if (load)
+		ev->event_type = cstring_to_text_with_len(v->val.string.val,
+												  v->val.string.len);
+	known++;
+
+	/* data: any JSON value, but present */
+	v = GetKey(obj, "data", &buf);
+	if (v == NULL)
+		BadElement(i, "The key \"data\" must be present.");
+	if (load)
+		ev->data = JsonbPGetDatum(JsonbValueToJsonb(v));
+	known++;
+
+	/* metadata: an object, or absent */
+	ev->has_metadata = false;
+	v = GetKey(obj, "metadata", &buf);
+	if (v != NULL)
+	{
+		known++;
+		if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
+		{
+			if (load)
+				ev->metadata = JsonbPGetDatum(JsonbValueToJsonb(v));
+			ev->has_metadata = true;
+		}
+		else if (v->type != jbvNull)
+			BadElement(i, "The key \"metadata\" must be a JSON object.");
+	}
+
+	/* id: a uuid string, or absent */
+	ev->has_id = false;
+	v = GetKey(obj, "id", &buf);
+	if (v != NULL)
+	{
+		known++;
+		if (v->type == jbvString)
+		{
+			if (!ParseUuid(v->val.string.val, v->val.string.len, &ev->id))
+				BadElement(i, "The key \"id\" must be a uuid.");
+			ev->has_id = true;
+		}
+		else if (v->type != jbvNull)
+			BadElement(i, "The key \"id\" must be a uuid.");
+	}
+
+	if (known != (int) JsonContainerSize(obj))
+		RefuseUnknownKey(obj, i);
+	pfree(elem);
+}
+
+/*
+ * Check every element of a batch, which must be a JSON array of event
+ * objects.  Returns one EsEventInput per element with only its id filled in:
+ * es_load_batch_event builds the rest just before the event is inserted, so
+ * that a large batch is not copied whole into memory.
  */
 EsEventInput *
 es_parse_event_array(Jsonb *events, int *nevents)
 {
-	JsonbContainer *root = &events->root;
+	MemoryContext work;
+	MemoryContext old;
 	EsEventInput *out;
 	int			n;
 
@@ -211,82 +298,36 @@ es_parse_event_array(Jsonb *events, int *nevents)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("events must be a JSON array")));
 
-	n = JsonContainerSize(root);
+	n = JsonContainerSize(&events->root);
 	out = palloc0(sizeof(EsEventInput) * Max(n, 1));
 
+	work = AllocSetContextCreate(CurrentMemoryContext, "event_store batch check",
+								 ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(work);
 	for (int i = 0; i < n; i++)
 	{
-		JsonbValue *elem = getIthJsonbValueFromContainer(root, i);
-		JsonbContainer *obj;
-		JsonbValue	buf;
-		JsonbValue *v;
-		int			known = 0;
-
-		if (elem->type != jbvBinary ||
-			!JsonContainerIsObject(elem->val.binary.data))
-			BadElement(i, "An event must be a JSON object.");
-		obj = elem->val.binary.data;
-
-		/* type: a non-empty string within the length limit */
-		v = GetKey(obj, "type", &buf);
-		if (v == NULL || v->type != jbvString)
-			BadElement(i, "The key \"type\" must be present and be a string.");
-		if (v->val.string.len == 0)
-			BadElement(i, "The event type must not be empty.");
-		if (v->val.string.len > ES_MAX_EVENT_TYPE_LEN)
-			ereport(ERROR,
-					(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-					 errmsg("invalid event at index %d of the batch", i),
-					 errdetail("An event type is at most %d bytes; this one has %d.",
-							   ES_MAX_EVENT_TYPE_LEN, v->val.string.len)));
-		out[i].event_type = cstring_to_text_with_len(v->val.string.val,
-													 v->val.string.len);
-		known++;
-
-		/* data: any JSON value, but present */
-		v = GetKey(obj, "data", &buf);
-		if (v == NULL)
-			BadElement(i, "The key \"data\" must be present.");
-		out[i].data = JsonbPGetDatum(JsonbValueToJsonb(v));
-		known++;
-
-		/* metadata: an object, or absent */
-		v = GetKey(obj, "metadata", &buf);
-		if (v != NULL)
-		{
-			known++;
-			if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
-			{
-				out[i].metadata = JsonbPGetDatum(JsonbValueToJsonb(v));
-				out[i].has_metadata = true;
-			}
-			else if (v->type != jbvNull)
-				BadElement(i, "The key \"metadata\" must be a JSON object.");
-		}
-
-		/* id: a uuid string, or absent */
-		v = GetKey(obj, "id", &buf);
-		if (v != NULL)
-		{
-			known++;
-			if (v->type == jbvString)
-			{
-				if (!ParseUuid(v->val.string.val, v->val.string.len, &out[i].id))
-					BadElement(i, "The key \"id\" must be a uuid.");
-				out[i].has_id = true;
-			}
-			else if (v->type != jbvNull)
-				BadElement(i, "The key \"id\" must be a uuid.");
-		}
-
-		if (known != (int) JsonContainerSize(obj))
-			RefuseUnknownKey(obj, i);
-
-		pfree(elem);
+		ReadElement(&events->root, i, &out[i], false);
+		MemoryContextReset(work);
 	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(work);
 
 	*nevents = n;
 	return out;
+}
+
+/* Build the values of batch element i, already checked, into ev. */
+void
+es_load_batch_event(Jsonb *events, int i, EsEventInput *ev)
+{
+	bool		has_id = ev->has_id;
+	pg_uuid_t	id = ev->id;
+
+	ReadElement(&events->root, i, ev, true);
+
+	/* Keep the id as the append decided it (generated ids included). */
+	ev->has_id = has_id;
+	ev->id = id;
 }
 
 typedef struct IdAt

@@ -53,13 +53,11 @@
 typedef struct EsCatalog
 {
 	Oid			events;			/* event_store.events */
-	Oid			events_event_id_idx;	/* its unique index on event_id */
 	Oid			events_seq;		/* event_store.events_global_position_seq */
 	Oid			streams;		/* event_store.streams */
-	Oid			streams_pkey;	/* its primary key on stream_id */
 } EsCatalog;
 
-extern const EsCatalog *es_catalog(void);
+extern const EsCatalog *es_catalog_open(Relation *events, Relation *streams);
 extern void es_catalog_init(void);
 
 /* event_input.c: one event to append, validated. */
@@ -78,6 +76,7 @@ extern void es_check_expected_version(int64 expected);
 extern void es_check_event_type(text *event_type);
 extern void es_check_metadata(Jsonb *metadata);
 extern EsEventInput *es_parse_event_array(Jsonb *events, int *nevents);
+extern void es_load_batch_event(Jsonb *events, int i, EsEventInput *ev);
 extern void es_check_unique_ids(EsEventInput *events, int nevents);
 extern void es_generate_event_id(pg_uuid_t *id);
 
@@ -116,6 +115,6 @@ extern void es_storage_close(EsStorage *st);
 /* append.c */
 extern int64 es_append(const char *funcname, text *stream_id,
 					   bool expected_isnull, int64 expected,
-					   EsEventInput *events, int nevents);
+					   EsEventInput *events, int nevents, Jsonb *batch);
 
 #endif							/* EVENT_STORE_H */

@@ -32,12 +32,14 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "commands/sequence.h"
+#include "catalog/pg_index.h"
 #include "executor/executor.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -47,29 +49,41 @@
 
 #include "event_store.h"
 
-/* Find an index opened by ExecOpenIndices. */
-static Relation
-FindOpenIndex(ResultRelInfo *rri, Oid indexid)
+/*
+ * Is this index usable to look an event up by id: unique, checked at once,
+ * on event_id alone, with no expression or predicate?
+ */
+static bool
+IsEventIdIndex(Relation index)
 {
-	for (int i = 0; i < rri->ri_NumIndices; i++)
-	{
-		if (RelationGetRelid(rri->ri_IndexRelationDescs[i]) == indexid)
-			return rri->ri_IndexRelationDescs[i];
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("index with OID %u of table \"%s\" is not usable",
-					indexid, RelationGetRelationName(rri->ri_RelationDesc))));
-	return NULL;				/* keep compiler quiet */
+	Form_pg_index form = index->rd_index;
+
+	return form->indisunique && form->indimmediate && form->indisvalid &&
+		form->indnkeyatts == 1 &&
+		form->indkey.values[0] == Anum_es_events_event_id &&
+		heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
+		heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL);
 }
 
-/* Open a table for writing, with its indexes. */
+/* Report that a table lacks an index the appends rely on. */
+static void
+MissingIndex(Relation rel, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("table \"%s\" has no %s", RelationGetRelationName(rel),
+					what),
+			 errhint("Reinstall the extension, after saving its data.")));
+}
+
+/* Open a table's indexes for inserting into them. */
 static ResultRelInfo *
-OpenForWrite(EState *estate, Relation rel)
+OpenForWrite(Relation rel)
 {
 	ResultRelInfo *rri = makeNode(ResultRelInfo);
 
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	/* No range table: nothing here asks for one. */
+	InitResultRelInfo(rri, rel, 0, NULL, 0);
 	ExecOpenIndices(rri, false);
 	return rri;
 }
@@ -78,23 +92,62 @@ OpenForWrite(EState *estate, Relation rel)
 void
 es_storage_open(EsStorage *st)
 {
-	const EsCatalog *cat = es_catalog();
+	const EsCatalog *cat;
+	Oid			pkey;
 
 	memset(st, 0, sizeof(EsStorage));
+	cat = es_catalog_open(&st->events, &st->streams);
 	st->events_seq = cat->events_seq;
-	st->events = table_open(cat->events, RowExclusiveLock);
-	st->streams = table_open(cat->streams, RowExclusiveLock);
 
 	st->estate = CreateExecutorState();
-	st->events_rri = OpenForWrite(st->estate, st->events);
-	st->streams_rri = OpenForWrite(st->estate, st->streams);
-	st->event_id_idx = FindOpenIndex(st->events_rri, cat->events_event_id_idx);
-	st->streams_pkey = FindOpenIndex(st->streams_rri, cat->streams_pkey);
+	st->events_rri = OpenForWrite(st->events);
+	st->streams_rri = OpenForWrite(st->streams);
+
+	for (int i = 0; i < st->events_rri->ri_NumIndices; i++)
+	{
+		Relation	index = st->events_rri->ri_IndexRelationDescs[i];
+
+		if (IsEventIdIndex(index))
+			st->event_id_idx = index;
+	}
+	if (st->event_id_idx == NULL)
+		MissingIndex(st->events, "unique index on event_id");
+
+	pkey = RelationGetPrimaryKeyIndex(st->streams);
+	for (int i = 0; i < st->streams_rri->ri_NumIndices; i++)
+	{
+		Relation	index = st->streams_rri->ri_IndexRelationDescs[i];
+
+		if (RelationGetRelid(index) == pkey)
+			st->streams_pkey = index;
+	}
+	if (st->streams_pkey == NULL)
+		MissingIndex(st->streams, "primary key");
 
 	st->events_slot = MakeSingleTupleTableSlot(RelationGetDescr(st->events),
 											   table_slot_callbacks(st->events));
 	st->streams_slot = MakeSingleTupleTableSlot(RelationGetDescr(st->streams),
 												table_slot_callbacks(st->streams));
+}
+
+/*
+ * Insert the index entries of a tuple just stored.  Deferred checks would
+ * need an after-trigger queue that this path does not have, so an index that
+ * asks for one is refused.
+ */
+static void
+InsertIndexEntries(EsStorage *st, ResultRelInfo *rri, TupleTableSlot *slot)
+{
+	List	   *recheck = ExecInsertIndexTuples(rri, slot, st->estate,
+												false, false, NULL, NIL);
+
+	if (recheck != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot defer a constraint check on table \"%s\"",
+						RelationGetRelationName(rri->ri_RelationDesc)),
+				 errdetail("Appends check the constraints of the extension's tables at once."),
+				 errhint("Make the constraint NOT DEFERRABLE, or set it IMMEDIATE.")));
 }
 
 /*
@@ -187,7 +240,6 @@ es_storage_insert_event(EsStorage *st, text *stream_id, int64 version,
 	TupleTableSlot *slot = st->events_slot;
 	Datum	   *values;
 	bool	   *isnull;
-	List	   *recheck;
 
 	ExecClearTuple(slot);
 	values = slot->tts_values;
@@ -208,9 +260,7 @@ es_storage_insert_event(EsStorage *st, text *stream_id, int64 version,
 	ExecStoreVirtualTuple(slot);
 
 	table_tuple_insert(st->events, slot, GetCurrentCommandId(true), 0, NULL);
-	recheck = ExecInsertIndexTuples(st->events_rri, slot, st->estate,
-									false, false, NULL, NIL);
-	list_free(recheck);
+	InsertIndexEntries(st, st->events_rri, slot);
 	ExecClearTuple(slot);
 	ResetPerTupleExprContext(st->estate);
 }
@@ -235,24 +285,30 @@ es_storage_write_head(EsStorage *st, text *stream_id, int64 version)
 		LockTupleMode lockmode;
 		TM_Result	result;
 
+		/*
+		 * Under REPEATABLE READ and SERIALIZABLE, a head that moved after the
+		 * transaction's snapshot was taken must fail the update, as an UPDATE
+		 * of that row would: the transaction's reads are older than the
+		 * stream it is about to extend.
+		 */
 		result = table_tuple_update(st->streams, &st->head_tid, slot,
 									GetCurrentCommandId(true), st->snapshot,
-									InvalidSnapshot, true, &tmfd, &lockmode,
-									&update_indexes);
+									IsolationUsesXactSnapshot() ?
+									GetTransactionSnapshot() : InvalidSnapshot,
+									true, &tmfd, &lockmode, &update_indexes);
 		if (result != TM_Ok)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not move the head of stream \"%s\"",
+					 errmsg("could not serialize access due to concurrent append to stream \"%s\"",
 							text_to_cstring(stream_id)),
-					 errdetail("The head row was changed by another path than an append.")));
+					 errhint("Retry the transaction.")));
 	}
 	else
 		table_tuple_insert(st->streams, slot, GetCurrentCommandId(true), 0,
 						   NULL);
 
 	if (update_indexes)
-		list_free(ExecInsertIndexTuples(st->streams_rri, slot, st->estate,
-										st->head_found, false, NULL, NIL));
+		InsertIndexEntries(st, st->streams_rri, slot);
 	ExecClearTuple(slot);
 }
 

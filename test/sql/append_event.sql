@@ -102,3 +102,16 @@ SELECT event_store.append_event('AE-case', 0, 'Created', '{}');
 SELECT event_store.append_event($$ae'; DROP TABLE event_store.events; --$$, 0, 'Created', '{}');
 SELECT stream_id, version FROM event_store.streams
  WHERE lower(stream_id) LIKE 'ae-case' OR stream_id LIKE 'ae''%' ORDER BY stream_id;
+
+-- Hundreds of appends to one stream in one transaction: the head row's
+-- updates outgrow its page and cannot all stay heap-only.
+SELECT max(event_store.append_event(repeat('h', 1000), NULL, 'Tick', to_jsonb(i)))
+  FROM generate_series(1, 300) AS i;
+-- With an index on the version column no head update can be heap-only.
+CREATE INDEX streams_version_test_idx ON event_store.streams (version);
+SELECT event_store.append_event('ae-7', 0, 'Created', '{}');
+SELECT event_store.append_event('ae-7', 1, 'Changed', '{}');
+SELECT count(*) FROM event_store.streams WHERE version = 2 AND stream_id = 'ae-7';
+DROP INDEX event_store.streams_version_test_idx;
+SELECT count(*), max(version), event_store.stream_version(repeat('h', 1000))
+  FROM event_store.read_stream(repeat('h', 1000));

@@ -1,0 +1,45 @@
+-- table_changes: appends refuse, with a clear error, tables whose shape or
+-- indexes they cannot write correctly, and recover when the change is undone.
+\i test/sql/helpers.inc
+
+SELECT event_store.append_event('tc-1', 0, 'Created', '{}');
+
+-- An extra column on either table.
+BEGIN;
+ALTER TABLE event_store.streams ADD COLUMN note text;
+SELECT pg_temp.try($$SELECT event_store.append_event('tc-2', 0, 'Created', '{}')$$);
+ROLLBACK;
+BEGIN;
+ALTER TABLE event_store.events ADD COLUMN note text;
+SELECT pg_temp.try($$SELECT event_store.append_event('tc-1', 1, 'Changed', '{}')$$);
+ROLLBACK;
+
+-- A dropped column.
+BEGIN;
+ALTER TABLE event_store.streams ADD COLUMN note text;
+ALTER TABLE event_store.streams DROP COLUMN note;
+SELECT pg_temp.try($$SELECT event_store.append_event('tc-2', 0, 'Created', '{}')$$);
+ROLLBACK;
+
+-- A deferrable constraint: appends that pass it work; one whose check would
+-- have to be deferred is refused rather than let through unchecked.
+BEGIN;
+ALTER TABLE event_store.events ADD CONSTRAINT events_one_dup
+	EXCLUDE USING btree (event_type WITH =) WHERE (event_type = 'Dup')
+	DEFERRABLE INITIALLY DEFERRED;
+SELECT pg_temp.try($$SELECT event_store.append_event('tc-1', 1, 'Dup', '{}')$$);
+SELECT pg_temp.try($$SELECT event_store.append_event('tc-1', 2, 'Dup', '{}')$$);
+ROLLBACK;
+
+-- A user's own index is maintained by appends.
+CREATE INDEX events_type_test_idx ON event_store.events (event_type);
+SELECT event_store.append_event('tc-1', 1, 'IndexedType', '{}');
+SET enable_seqscan = off;
+SELECT stream_id, version FROM event_store.events WHERE event_type = 'IndexedType';
+RESET enable_seqscan;
+DROP INDEX event_store.events_type_test_idx;
+
+-- After every undone change, appends work again.
+SELECT event_store.append_event('tc-2', 0, 'Created', '{}');
+SELECT event_store.append_event('tc-1', 2, 'Changed', '{}');
+SELECT stream_id, version FROM event_store.streams WHERE stream_id LIKE 'tc-%' ORDER BY 1;
