@@ -21,9 +21,9 @@
  *	  holder is seen whatever the isolation level;
  *	- leave the head update heap-only when it can: only the version changes,
  *	  and no index covers it.
- * Triggers and constraints of the tables are not fired: the guard triggers
- * exist to refuse changes made by any other path, and the checks they would
- * make are done by the append code before writing.
+ * NOT NULL and CHECK constraints are checked (ExecConstraints), and unique
+ * and exclusion constraints by the index insertions.  Triggers are not fired:
+ * the guard triggers exist to refuse changes made by any other path.
  *
  * src/storage.c
  *
@@ -259,6 +259,7 @@ es_storage_insert_event(EsStorage *st, text *stream_id, int64 version,
 		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	ExecStoreVirtualTuple(slot);
 
+	ExecConstraints(st->events_rri, slot, st->estate);
 	table_tuple_insert(st->events, slot, GetCurrentCommandId(true), 0, NULL);
 	InsertIndexEntries(st, st->events_rri, slot);
 	ExecClearTuple(slot);
@@ -278,6 +279,7 @@ es_storage_write_head(EsStorage *st, text *stream_id, int64 version)
 	slot->tts_values[Anum_es_streams_version - 1] = Int64GetDatum(version);
 	slot->tts_isnull[Anum_es_streams_version - 1] = false;
 	ExecStoreVirtualTuple(slot);
+	ExecConstraints(st->streams_rri, slot, st->estate);
 
 	if (st->head_found)
 	{

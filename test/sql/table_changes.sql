@@ -31,6 +31,18 @@ SELECT pg_temp.try($$SELECT event_store.append_event('tc-1', 1, 'Dup', '{}')$$);
 SELECT pg_temp.try($$SELECT event_store.append_event('tc-1', 2, 'Dup', '{}')$$);
 ROLLBACK;
 
+-- A CHECK constraint added by the user is enforced, and a failed check
+-- writes nothing.
+BEGIN;
+ALTER TABLE event_store.events ADD CONSTRAINT events_data_is_object
+	CHECK (jsonb_typeof(data) = 'object') NOT VALID;
+-- (Only the first line: the DETAIL shows the row, with its generated values.)
+SELECT split_part(pg_temp.try($$SELECT event_store.append_event('tc-1', 1, 'Scalar', '1')$$), E'\n', 1);
+SELECT split_part(pg_temp.try($$SELECT event_store.append_events('tc-1', 1, '[{"type": "A", "data": {}}, {"type": "B", "data": 2}]')$$), E'\n', 1);
+SELECT event_store.stream_version('tc-1');
+SELECT event_store.append_event('tc-1', 1, 'Object', '{}');
+ROLLBACK;
+
 -- A user's own index is maintained by appends.
 CREATE INDEX events_type_test_idx ON event_store.events (event_type);
 SELECT event_store.append_event('tc-1', 1, 'IndexedType', '{}');
