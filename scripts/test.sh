@@ -2,9 +2,9 @@
 # scripts/test.sh: set everything up and run every test suite.
 #
 # Installs the build dependencies, builds with -Wall -Wextra -Werror,
-# installs, starts a throwaway cluster, runs the regression suite and the
-# isolation suite, prints regression.diffs of any suite that fails, and
-# exits non-zero on any failure.
+# installs, starts a throwaway cluster, runs the regression suite, the
+# isolation suite and the dump-and-restore test, prints regression.diffs of
+# any suite that fails, and exits non-zero on any failure.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 es_setup
@@ -34,8 +34,24 @@ run_suite() {
 	fi
 }
 
+# Run one shell test script; it prints "ok" on success.
+run_script() {
+	local name=$1 script=$2 out rc=0
+	es_log "running $name"
+	out=$(bash "$ES_ROOT/$script" 2>&1) || rc=$?
+	echo "$out"
+	if [ "$rc" -eq 0 ]; then
+		echo "test $name ... ok"
+		passed=$((passed + 1))
+	else
+		echo "test $name ... FAILED"
+		failed=$((failed + 1))
+	fi
+}
+
 run_suite regression test/results_regress ISOLATION=
 run_suite isolation test/results_isolation REGRESS=
+run_script dump_restore test/dump_restore.sh
 
 echo
 echo "event_store tests: $passed passed, $failed failed"
