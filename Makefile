@@ -14,6 +14,7 @@ OBJS = \
 	src/catalog.o \
 	src/event_input.o \
 	src/event_store.o \
+	src/global_log.o \
 	src/guard.o \
 	src/storage.o
 
@@ -21,7 +22,7 @@ DATA = sql/event_store--$(EXTVERSION).sql
 
 # One regression file per feature, one isolation spec per concurrency story.
 REGRESS = append_event append_events idempotency read_stream stream_version \
-	bad_input append_only privileges table_changes
+	bad_input append_only privileges table_changes global_log checkpoints
 REGRESS_OPTS = --inputdir=test --outputdir=test/results_regress
 
 ISOLATION = alice_and_bob same_field wait_behind_open_transaction \

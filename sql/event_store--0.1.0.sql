@@ -45,10 +45,35 @@ CREATE TABLE event_store.events (
 ALTER SEQUENCE event_store.events_global_position_seq
 	OWNED BY event_store.events.global_position;
 
+/*
+ * A stream's category: its id up to the first '-' (prod-123 is in prod; an
+ * id with no '-' is its own category).  Indexed with the global position for
+ * read_category.
+ */
+CREATE FUNCTION event_store.category(stream_id text)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN pg_catalog.split_part(stream_id, '-', 1);
+
+CREATE INDEX events_category_idx
+	ON event_store.events (event_store.category(stream_id), global_position);
+
+/*
+ * Consumer checkpoints: the last global position a subscriber has processed.
+ */
+CREATE TABLE event_store.checkpoints (
+	subscriber	text NOT NULL,
+	position	bigint NOT NULL,
+	updated_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	CONSTRAINT checkpoints_pkey PRIMARY KEY (subscriber),
+	CONSTRAINT checkpoints_position_check CHECK (position >= 0)
+);
+
 /* Keep every event, head and position in pg_dump output. */
 SELECT pg_catalog.pg_extension_config_dump('event_store.streams', '');
 SELECT pg_catalog.pg_extension_config_dump('event_store.events', '');
 SELECT pg_catalog.pg_extension_config_dump('event_store.events_global_position_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('event_store.checkpoints', '');
 
 /* The row returned by every read function. */
 CREATE TYPE event_store.event AS (
@@ -132,6 +157,73 @@ BEGIN ATOMIC
 		AND COALESCE(read_stream.backward, false)
 	  ORDER BY e.version DESC
 	  LIMIT read_stream.max_count);
+END;
+
+/*
+ * The global log (global_log.c explains how it stays exact).  These read
+ * with a snapshot of their own, taken after a short wait for appends that
+ * are between taking a position and inserting it, so they are VOLATILE.
+ */
+CREATE FUNCTION event_store.read_all(
+	after_position bigint DEFAULT 0,
+	max_count integer DEFAULT 1000)
+RETURNS SETOF event_store.event
+AS 'MODULE_PATHNAME', 'read_all'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION event_store.read_category(
+	category text,
+	after_position bigint DEFAULT 0,
+	max_count integer DEFAULT 1000,
+	consumer_group_member integer DEFAULT NULL,
+	consumer_group_size integer DEFAULT NULL)
+RETURNS SETOF event_store.event
+AS 'MODULE_PATHNAME', 'read_category'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION event_store.safe_position()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'safe_position'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+/* The member of a consumer group of the given size that reads a stream. */
+CREATE FUNCTION event_store.consumer_group_member(stream_id text, group_size integer)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'consumer_group_member'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+/*
+ * Save a subscriber's checkpoint; returns the checkpoint as stored.  It never
+ * moves backwards unless allow_backwards is true: a smaller position leaves
+ * it where it is.
+ */
+CREATE FUNCTION event_store.save_checkpoint(
+	subscriber text,
+	"position" bigint,
+	allow_backwards boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
+BEGIN ATOMIC
+	INSERT INTO event_store.checkpoints AS c (subscriber, position)
+	VALUES (save_checkpoint.subscriber, save_checkpoint."position")
+	ON CONFLICT ON CONSTRAINT checkpoints_pkey DO UPDATE
+	   SET position = CASE
+			   WHEN save_checkpoint.allow_backwards
+				 OR excluded.position OPERATOR(pg_catalog.>) c.position
+			   THEN excluded.position ELSE c.position END,
+		   updated_at = pg_catalog.now()
+	RETURNING c.position;
+END;
+
+/* A subscriber's checkpoint; 0 when it has none. */
+CREATE FUNCTION event_store.checkpoint(subscriber text)
+RETURNS bigint
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT COALESCE(
+		(SELECT c.position FROM event_store.checkpoints c
+		  WHERE c.subscriber OPERATOR(pg_catalog.=) checkpoint.subscriber),
+		0::bigint);
 END;
 
 /*

@@ -26,7 +26,9 @@
  *	   otherwise are a conflict.
  *	7. Check the expected version; a mismatch is a conflict.
  *	8. Insert the events at head+1, head+2, ... and move the head (update
- *	   its row, or insert it for a new stream).
+ *	   its row, or insert it for a new stream).  The inserts run inside the
+ *	   gate of global_log.c, from the first position taken to the last index
+ *	   entry written.
  *
  * Nothing is written before step 8, so a failed check writes nothing.  Only
  * the holder of the stream lock ever writes a stream's head or events, so no
@@ -51,12 +53,14 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/async.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -192,10 +196,11 @@ CheckRepeat(EsStorage *st, text *stream_id, bool expected_isnull,
  * then waits for that transaction and fails if it commits.  That failure is
  * reported like the one CheckRepeat raises, naming the id.
  */
-static void
+static int64
 InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 			 EsEventInput *events, int nevents, Jsonb *batch)
 {
+	volatile int64 last_position = 0;
 	MemoryContext oldcxt = CurrentMemoryContext;
 	MemoryContext eventcxt;
 	volatile int i = 0;
@@ -205,6 +210,7 @@ InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 									 ALLOCSET_DEFAULT_SIZES);
 	PG_TRY();
 	{
+		es_gate_enter(st->gate);
 		for (; i < nevents; i++)
 		{
 			MemoryContextSwitchTo(eventcxt);
@@ -212,11 +218,13 @@ InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 				es_generate_event_id(&events[i].id);
 			if (batch != NULL)
 				es_load_batch_event(batch, i, &events[i]);
-			es_storage_insert_event(st, stream_id, first_version + i,
-									&events[i]);
+			last_position = es_storage_insert_event(st, stream_id,
+													first_version + i,
+													&events[i]);
 			MemoryContextSwitchTo(oldcxt);
 			MemoryContextReset(eventcxt);
 		}
+		es_gate_exit(st->gate);
 	}
 	PG_CATCH();
 	{
@@ -237,6 +245,31 @@ InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 	}
 	PG_END_TRY();
 	MemoryContextDelete(eventcxt);
+	return last_position;
+}
+
+/*
+ * With event_store.notify on, send one NOTIFY on channel "event_store" for
+ * the append, delivered if and when the transaction commits.  The payload is
+ * a small JSON object; the stream id is the only part of unbounded size, and
+ * its limit keeps the payload under NOTIFY's.
+ */
+static void
+Notify(text *stream_id, int64 first_version, int64 last_version,
+	   int64 last_position)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"stream_id\": ");
+	escape_json(&buf, text_to_cstring(stream_id));
+	appendStringInfo(&buf,
+					 ", \"first_version\": " INT64_FORMAT
+					 ", \"last_version\": " INT64_FORMAT
+					 ", \"last_position\": " INT64_FORMAT "}",
+					 first_version, last_version, last_position);
+	Async_Notify("event_store", buf.data);
+	pfree(buf.data);
 }
 
 /* Does the current version satisfy the expectation? */
@@ -261,6 +294,7 @@ es_append(const char *funcname, text *stream_id, bool expected_isnull,
 	EsStorage	st;
 	int64		current;
 	int64		result;
+	int64		last_position;
 
 	PreventCommandIfReadOnly(funcname);
 	PreventCommandIfParallelMode(funcname);
@@ -294,10 +328,14 @@ es_append(const char *funcname, text *stream_id, bool expected_isnull,
 				 errmsg("stream \"%s\" cannot hold more events",
 						text_to_cstring(stream_id))));
 
-	InsertEvents(&st, stream_id, current + 1, events, nevents, batch);
+	last_position = InsertEvents(&st, stream_id, current + 1, events, nevents,
+								 batch);
 	result = current + nevents;
 	es_storage_write_head(&st, stream_id, result);
 	es_storage_close(&st);
+
+	if (es_notify)
+		Notify(stream_id, current + 1, result, last_position);
 
 	/* Let later commands of this transaction see the new events and head. */
 	CommandCounterIncrement();

@@ -21,11 +21,14 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "event_store.h"
 
@@ -43,7 +46,8 @@ InvalidateCatalog(Datum arg, Oid relid)
 	if (relid == InvalidOid ||
 		relid == cache.events ||
 		relid == cache.events_seq ||
-		relid == cache.streams)
+		relid == cache.streams ||
+		relid == cache.gate)
 		cache_valid = false;
 }
 
@@ -95,6 +99,31 @@ CheckShape(Oid relid, const Oid *types, int natts)
 	table_close(rel, AccessShareLock);
 }
 
+/*
+ * Check that the position sequence hands out one value at a time: a backend
+ * that cached values would hold positions taken outside the gate of
+ * global_log.c.
+ */
+static void
+CheckSequence(Oid seqid)
+{
+	HeapTuple	tuple = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid));
+	int64		cache_size;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for sequence %u", seqid);
+	cache_size = ((Form_pg_sequence) GETSTRUCT(tuple))->seqcache;
+	ReleaseSysCache(tuple);
+
+	if (cache_size != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("sequence \"%s.events_global_position_seq\" must not cache values",
+						ES_SCHEMA),
+				 errhint("Run ALTER SEQUENCE %s.events_global_position_seq CACHE 1.",
+						 ES_SCHEMA)));
+}
+
 static const Oid events_types[Natts_es_events] = {
 	INT8OID, TEXTOID, INT8OID, UUIDOID, TEXTOID, JSONBOID, JSONBOID,
 	TIMESTAMPTZOID
@@ -122,8 +151,10 @@ GetCatalog(void)
 	found.events = LookupRelation(nsp, "events");
 	found.events_seq = LookupRelation(nsp, "events_global_position_seq");
 	found.streams = LookupRelation(nsp, "streams");
+	found.gate = LookupRelation(nsp, "event");
 	CheckShape(found.events, events_types, Natts_es_events);
 	CheckShape(found.streams, streams_types, Natts_es_streams);
+	CheckSequence(found.events_seq);
 
 	cache = found;
 	cache_valid = true;
@@ -131,31 +162,35 @@ GetCatalog(void)
 }
 
 /*
- * Open event_store.events and event_store.streams with RowExclusiveLock,
- * making sure they are the extension's current tables.  Returns the catalog
- * that was valid once both locks were held.
+ * Open event_store.events, and event_store.streams unless streams is NULL,
+ * with the given lock mode, making sure they are the extension's current
+ * tables.  Returns the catalog that was valid once the locks were held.
  */
 const EsCatalog *
-es_catalog_open(Relation *events, Relation *streams)
+es_catalog_open(LOCKMODE mode, Relation *events, Relation *streams)
 {
 	for (;;)
 	{
 		const EsCatalog *cat = GetCatalog();
-		Relation	e = try_table_open(cat->events, RowExclusiveLock);
-		Relation	s = e ? try_table_open(cat->streams, RowExclusiveLock) : NULL;
+		Relation	e = try_table_open(cat->events, mode);
+		Relation	s = NULL;
+
+		if (e != NULL && streams != NULL)
+			s = try_table_open(cat->streams, mode);
 
 		/* Taking the locks has read any pending invalidation. */
-		if (e != NULL && s != NULL && cache_valid)
+		if (e != NULL && (streams == NULL || s != NULL) && cache_valid)
 		{
 			*events = e;
-			*streams = s;
+			if (streams != NULL)
+				*streams = s;
 			return cat;
 		}
 
 		if (s != NULL)
-			table_close(s, RowExclusiveLock);
+			table_close(s, mode);
 		if (e != NULL)
-			table_close(e, RowExclusiveLock);
+			table_close(e, mode);
 		cache_valid = false;
 	}
 }

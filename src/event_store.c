@@ -11,9 +11,10 @@
  *	storage.c		direct index and heap access to the two tables
  *	catalog.c		finding the extension's relations, cached
  *	guard.c			the trigger that keeps stored history append-only
+ *	global_log.c	read_all, read_category, safe_position and their gate
  *
- * The read functions are SQL functions in the install script, so that the
- * planner can inline them.
+ * read_stream and stream_version are SQL functions in the install script, so
+ * that the planner can inline them.
  *
  * src/event_store.c
  *
@@ -22,10 +23,14 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/guc.h"
 
 #include "event_store.h"
 
 PG_MODULE_MAGIC;
+
+/* event_store.notify: send a NOTIFY for every committed append. */
+bool		es_notify = false;
 
 void		_PG_init(void);
 
@@ -33,5 +38,14 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	DefineCustomBoolVariable("event_store.notify",
+							 "Sends a NOTIFY on channel \"event_store\" for every committed append.",
+							 "The payload is a JSON object with the stream id, the first and last version appended and the last global position.",
+							 &es_notify,
+							 false,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	MarkGUCPrefixReserved("event_store");
 	es_catalog_init();
 }

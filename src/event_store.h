@@ -14,6 +14,7 @@
 
 #include "access/tupdesc.h"
 #include "nodes/execnodes.h"
+#include "storage/lockdefs.h"
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
 #include "utils/snapshot.h"
@@ -55,9 +56,12 @@ typedef struct EsCatalog
 	Oid			events;			/* event_store.events */
 	Oid			events_seq;		/* event_store.events_global_position_seq */
 	Oid			streams;		/* event_store.streams */
+	Oid			gate;			/* relation of type event_store.event: the
+								 * gate of global_log.c */
 } EsCatalog;
 
-extern const EsCatalog *es_catalog_open(Relation *events, Relation *streams);
+extern const EsCatalog *es_catalog_open(LOCKMODE mode, Relation *events,
+										Relation *streams);
 extern void es_catalog_init(void);
 
 /* event_input.c: one event to append, validated. */
@@ -94,6 +98,7 @@ typedef struct EsStorage
 	TupleTableSlot *streams_slot;
 	Snapshot	snapshot;		/* latest snapshot, taken under the lock */
 	Oid			events_seq;
+	Oid			gate;
 
 	/* The stream's head, as read by es_storage_read_head. */
 	bool		head_found;
@@ -106,11 +111,18 @@ extern void es_storage_read_head(EsStorage *st, text *stream_id);
 extern bool es_storage_find_event(EsStorage *st, const pg_uuid_t *id,
 								  text *stream_id, bool *same_stream,
 								  int64 *version);
-extern void es_storage_insert_event(EsStorage *st, text *stream_id,
-									int64 version, const EsEventInput *ev);
+extern int64 es_storage_insert_event(EsStorage *st, text *stream_id,
+									 int64 version, const EsEventInput *ev);
 extern void es_storage_write_head(EsStorage *st, text *stream_id,
 								  int64 version);
 extern void es_storage_close(EsStorage *st);
+
+/* global_log.c */
+extern void es_gate_enter(Oid gate);
+extern void es_gate_exit(Oid gate);
+
+/* event_store.c */
+extern bool es_notify;
 
 /* append.c */
 extern int64 es_append(const char *funcname, text *stream_id,

@@ -41,6 +41,7 @@
 #include "commands/sequence.h"
 #include "catalog/pg_index.h"
 #include "executor/executor.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
@@ -96,8 +97,9 @@ es_storage_open(EsStorage *st)
 	Oid			pkey;
 
 	memset(st, 0, sizeof(EsStorage));
-	cat = es_catalog_open(&st->events, &st->streams);
+	cat = es_catalog_open(RowExclusiveLock, &st->events, &st->streams);
 	st->events_seq = cat->events_seq;
+	st->gate = cat->gate;
 
 	st->estate = CreateExecutorState();
 	st->events_rri = OpenForWrite(st->events);
@@ -199,55 +201,74 @@ SameText(text *a, text *b)
 /*
  * Look up a stored event by id.  Returns false when there is none; else sets
  * whether it belongs to stream_id, and its version.
+ *
+ * The look-up uses a dirty snapshot, so it also finds an id that another,
+ * still open transaction has just inserted: it then waits for that
+ * transaction to end and looks again.  Waiting here, before the inserts,
+ * keeps the unique index from making the insert wait later, inside the gate
+ * of global_log.c, where a wait would hold up every reader and writer.
  */
 bool
 es_storage_find_event(EsStorage *st, const pg_uuid_t *id, text *stream_id,
 					  bool *same_stream, int64 *version)
 {
-	IndexScanDesc scan;
-	ScanKeyData key;
-	bool		found;
-
-	Assert(st->snapshot != NULL);
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ,
-				UUIDPGetDatum(id));
-	scan = index_beginscan(st->events, st->event_id_idx, st->snapshot, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-
-	found = index_getnext_slot(scan, ForwardScanDirection, st->events_slot);
-	if (found)
+	for (;;)
 	{
-		bool		isnull;
-		Datum		sid = slot_getattr(st->events_slot,
-									   Anum_es_events_stream_id, &isnull);
-		Datum		ver = slot_getattr(st->events_slot,
-									   Anum_es_events_version, &isnull);
+		SnapshotData dirty;
+		IndexScanDesc scan;
+		ScanKeyData key;
+		bool		found;
+		TransactionId wait_for = InvalidTransactionId;
+		ItemPointerData tid;
 
-		*same_stream = SameText(DatumGetTextPP(sid), stream_id);
-		*version = DatumGetInt64(ver);
+		InitDirtySnapshot(dirty);
+		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ,
+					UUIDPGetDatum(id));
+		scan = index_beginscan(st->events, st->event_id_idx, &dirty, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+
+		found = index_getnext_slot(scan, ForwardScanDirection, st->events_slot);
+		if (found && TransactionIdIsValid(dirty.xmin))
+		{
+			wait_for = dirty.xmin;
+			tid = st->events_slot->tts_tid;
+		}
+		else if (found)
+		{
+			bool		isnull;
+			Datum		sid = slot_getattr(st->events_slot,
+										   Anum_es_events_stream_id, &isnull);
+			Datum		ver = slot_getattr(st->events_slot,
+										   Anum_es_events_version, &isnull);
+
+			*same_stream = SameText(DatumGetTextPP(sid), stream_id);
+			*version = DatumGetInt64(ver);
+		}
+
+		index_endscan(scan);
+		ExecClearTuple(st->events_slot);
+		if (!TransactionIdIsValid(wait_for))
+			return found;
+		XactLockTableWait(wait_for, st->events, &tid, XLTW_InsertIndexUnique);
 	}
-
-	index_endscan(scan);
-	ExecClearTuple(st->events_slot);
-	return found;
 }
 
-/* Insert one event row and its index entries. */
-void
+/* Insert one event row and its index entries; returns its position. */
+int64
 es_storage_insert_event(EsStorage *st, text *stream_id, int64 version,
 						const EsEventInput *ev)
 {
 	TupleTableSlot *slot = st->events_slot;
 	Datum	   *values;
 	bool	   *isnull;
+	int64		position = nextval_internal(st->events_seq, false);
 
 	ExecClearTuple(slot);
 	values = slot->tts_values;
 	isnull = slot->tts_isnull;
 	memset(isnull, 0, sizeof(bool) * Natts_es_events);
 
-	values[Anum_es_events_global_position - 1] =
-		Int64GetDatum(nextval_internal(st->events_seq, false));
+	values[Anum_es_events_global_position - 1] = Int64GetDatum(position);
 	values[Anum_es_events_stream_id - 1] = PointerGetDatum(stream_id);
 	values[Anum_es_events_version - 1] = Int64GetDatum(version);
 	values[Anum_es_events_event_id - 1] = UUIDPGetDatum(&ev->id);
@@ -264,6 +285,7 @@ es_storage_insert_event(EsStorage *st, text *stream_id, int64 version,
 	InsertIndexEntries(st, st->events_rri, slot);
 	ExecClearTuple(slot);
 	ResetPerTupleExprContext(st->estate);
+	return position;
 }
 
 /* Move the stream's head to version, creating the row for a new stream. */

@@ -1,0 +1,538 @@
+/*-------------------------------------------------------------------------
+ *
+ * global_log.c
+ *		The global log: read_all, read_category, safe_position, and the gate
+ *		that makes them exact.
+ *
+ * THE PROBLEM
+ *
+ * Global positions come from a sequence when an event is inserted, but an
+ * event becomes visible when its transaction commits.  A slow transaction can
+ * take position 100 and a fast one 101, and the fast one can commit first.  A
+ * reader that returned 101 and saved "after 101" as its checkpoint would skip
+ * 100 forever.  Worse, between taking position 100 (nextval) and inserting
+ * the row there is a moment when 100 is taken but no tuple exists at all, not
+ * even an uncommitted one, so "100 is absent" proves nothing by itself.
+ *
+ * THE MECHANISM
+ *
+ * The gate is a relation lock on a relation that nothing else ever locks: the
+ * relation of the composite type event_store.event.
+ *
+ * Writers.  An append takes the gate in RowExclusiveLock just before it takes
+ * its first position, and releases it (LockRelease, before the transaction
+ * ends) right after the index entries of its last event are in.  If the
+ * append fails in between, the abort releases it.  RowExclusiveLock does not
+ * conflict with itself and is taken through the per-backend fast path, so
+ * writers never wait for each other on the gate and touch no shared lock
+ * table.
+ *
+ * Readers (read_all, read_category, safe_position):
+ *	1. Take the gate in ShareLock, which conflicts with RowExclusiveLock: it
+ *	   is granted only when no writer is between taking a position and
+ *	   finishing its inserts.
+ *	2. While holding it, read the high-water mark M: the highest position of
+ *	   any tuple in the events table, committed, in progress or aborted (a
+ *	   backward probe of the primary key with SnapshotAny).  Release the gate.
+ *	3. Take the snapshot S: a new one under READ COMMITTED, the transaction's
+ *	   under REPEATABLE READ and SERIALIZABLE.
+ *	4. Scan the positions in (after, M] in ascending order with a dirty
+ *	   snapshot, which shows tuples of committed and of in-progress
+ *	   transactions and hides those of aborted ones.  For each tuple that is
+ *	   the reader's (its category, its consumer-group member): if S sees it,
+ *	   return it; otherwise (its transaction is still open, or committed
+ *	   after S) stop.
+ *
+ * PROOF SKETCH
+ *
+ * Lemma.  At step 2, every position p <= M was taken by an append that had
+ * already inserted p's tuple and index entries, or that failed and aborted.
+ * A writer holds the gate from before it takes a position until its inserts
+ * are done or it aborts, and the ShareLock of step 1 is granted only when no
+ * writer holds the gate.  So no position <= M can later gain a tuple: each
+ * one has its tuple now, or never will have a committed one.  (Vacuum may
+ * remove an aborted tuple; that changes nothing, the position was dead.)
+ *
+ * Exact.  Let a reader checkpoint c, the last position a call returned, and
+ * let e be a committed event of the reader's at position p with
+ * after < p <= c.  Then p <= c <= M, so by the lemma e's tuple was in the
+ * index when the scan passed p.  If S saw it, the scan returned it.  If not,
+ * its transaction was open or committed after S, the scan stopped at p, and
+ * could not have returned c >= p: a contradiction.  So every committed event
+ * at or below the checkpoint was returned, by this call or, by induction, an
+ * earlier one; and since each call returns positions above "after" in
+ * ascending order, none is returned twice.
+ *
+ * One number.  The checkpoint is the last position received; nothing else.
+ *
+ * No writer serialization.  Writers only ever share the gate.  A reader
+ * makes new writers queue behind it for the time of one index probe.
+ *
+ * Live.  An open transaction with an event at position p stops every scan at
+ * p: readers get everything before p, and pass p the moment the transaction
+ * commits or rolls back.  Nothing waits on a timeout.
+ *
+ * Notes.
+ *	- A transaction that appended and then reads sees its own events (S sees
+ *	  them); if it rolls back, whatever it saved with them goes too.
+ *	- A hot standby cannot see the primary's gate: there the gate is skipped
+ *	  and the scan is exact only up to the first gap in positions (see the
+ *	  README).
+ *	- Rows inserted into event_store.events by plain INSERT (as pg_restore
+ *	  does) do not take the gate; the guarantee covers the append functions.
+ *	- The position sequence must not cache values (CACHE 1): a cached value
+ *	  would be a position taken outside the gate.  catalog.c checks it.
+ *
+ * src/global_log.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/visibilitymap.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/procarray.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "event_store.h"
+
+PG_FUNCTION_INFO_V1(read_all);
+PG_FUNCTION_INFO_V1(read_category);
+PG_FUNCTION_INFO_V1(safe_position);
+PG_FUNCTION_INFO_V1(consumer_group_member);
+
+static void
+GateTag(LOCKTAG *tag, Oid gate)
+{
+	SET_LOCKTAG_RELATION(*tag, MyDatabaseId, gate);
+}
+
+/*
+ * Writer: take the gate before taking the first position.  If the append
+ * fails before es_gate_exit, the (sub)transaction's abort releases it.
+ */
+void
+es_gate_enter(Oid gate)
+{
+	LOCKTAG		tag;
+
+	GateTag(&tag, gate);
+	(void) LockAcquire(&tag, RowExclusiveLock, false, false);
+}
+
+/* Writer: release the gate once every event of the call is inserted. */
+void
+es_gate_exit(Oid gate)
+{
+	LOCKTAG		tag;
+
+	GateTag(&tag, gate);
+	LockRelease(&tag, RowExclusiveLock, false);
+}
+
+/* The relations a read works on, opened under the extension's catalog. */
+typedef struct EsReadRelations
+{
+	Relation	events;
+	Relation	pkey;
+	Relation	category;		/* NULL unless asked for */
+	Oid			gate;
+} EsReadRelations;
+
+/* Find an index of the events table by name; it must exist. */
+static Relation
+OpenIndexNamed(Relation events, const char *name)
+{
+	List	   *indexes = RelationGetIndexList(events);
+	ListCell   *lc;
+
+	foreach(lc, indexes)
+	{
+		Oid			indexid = lfirst_oid(lc);
+		char	   *indexname = get_rel_name(indexid);
+
+		if (indexname != NULL && strcmp(indexname, name) == 0)
+			return index_open(indexid, AccessShareLock);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("index \"%s\" of table \"%s\" does not exist",
+					name, RelationGetRelationName(events)),
+			 errhint("Reinstall the extension, after saving its data.")));
+	return NULL;				/* keep compiler quiet */
+}
+
+/* Open what a read needs, with AccessShareLock. */
+static void
+OpenForRead(EsReadRelations *r, bool need_category)
+{
+	const EsCatalog *cat = es_catalog_open(AccessShareLock, &r->events, NULL);
+	Oid			pkey = RelationGetPrimaryKeyIndex(r->events);
+
+	if (!OidIsValid(pkey))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has no primary key",
+						RelationGetRelationName(r->events))));
+	r->gate = cat->gate;
+	r->pkey = index_open(pkey, AccessShareLock);
+	r->category = need_category ?
+		OpenIndexNamed(r->events, "events_category_idx") : NULL;
+}
+
+static void
+CloseForRead(EsReadRelations *r)
+{
+	if (r->category != NULL)
+		index_close(r->category, NoLock);
+	index_close(r->pkey, NoLock);
+	table_close(r->events, NoLock);
+}
+
+/*
+ * Reader: wait for the writers inside the gate, and return the highest
+ * position of any tuple of the events table while no writer is inside.
+ */
+static int64
+HighWaterMark(Relation events, Relation pkey, Oid gate)
+{
+	LOCKTAG		tag;
+	bool		gated = !RecoveryInProgress();
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	int64		high = 0;
+
+	if (gated)
+	{
+		GateTag(&tag, gate);
+		(void) LockAcquire(&tag, ShareLock, false, false);
+	}
+
+	slot = table_slot_create(events, NULL);
+	scan = index_beginscan(events, pkey, SnapshotAny, 0, 0);
+	index_rescan(scan, NULL, 0, NULL, 0);
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		bool		isnull;
+
+		high = DatumGetInt64(slot_getattr(slot, Anum_es_events_global_position,
+										  &isnull));
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+
+	if (gated)
+		LockRelease(&tag, ShareLock, false);
+	return high;
+}
+
+/* The snapshot a read runs against, taken after the high-water mark. */
+static Snapshot
+ReadSnapshot(void)
+{
+	if (IsolationUsesXactSnapshot())
+		return RegisterSnapshot(GetTransactionSnapshot());
+	return RegisterSnapshot(GetLatestSnapshot());
+}
+
+/* Which streams a reader wants. */
+typedef struct LogFilter
+{
+	bool		by_member;
+	uint32		member;
+	uint32		size;
+} LogFilter;
+
+/* The consumer-group member a stream belongs to. */
+static uint32
+MemberOf(text *stream_id, uint32 size)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(stream_id),
+										VARSIZE_ANY_EXHDR(stream_id), 0);
+
+	return (uint32) (h % size);
+}
+
+/*
+ * Scan an index of the events table whose last key column is the global
+ * position, in ascending order, under the rules at the top of this file, and
+ * put the reader's events into the function's result.
+ */
+static void
+ScanLog(FunctionCallInfo fcinfo, Relation events, Relation index,
+		ScanKey keys, int nkeys, int64 high, int64 max_count,
+		const LogFilter *filter)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SnapshotData dirty;
+	Snapshot	snapshot;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	int64		returned = 0;
+
+	snapshot = ReadSnapshot();
+	InitDirtySnapshot(dirty);
+	slot = table_slot_create(events, NULL);
+	scan = index_beginscan(events, index, &dirty, nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
+
+	while (returned < max_count &&
+		   index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		int64		position;
+
+		CHECK_FOR_INTERRUPTS();
+		position = DatumGetInt64(slot_getattr(slot,
+											  Anum_es_events_global_position,
+											  &isnull));
+		if (position > high)
+			break;
+
+		if (filter->by_member)
+		{
+			Datum		sid = slot_getattr(slot, Anum_es_events_stream_id,
+										   &isnull);
+
+			if (MemberOf(DatumGetTextPP(sid), filter->size) != filter->member)
+				continue;
+		}
+
+		/* Not settled as S sees it: open, or committed after S.  Stop. */
+		if (!table_tuple_satisfies_snapshot(events, slot, snapshot))
+			break;
+
+		slot_getallattrs(slot);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+							 slot->tts_values, slot->tts_isnull);
+		returned++;
+	}
+
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+}
+
+/* Check and return a max_count argument; NULL means no limit. */
+static int64
+MaxCount(FunctionCallInfo fcinfo, int argno)
+{
+	int32		n;
+
+	if (PG_ARGISNULL(argno))
+		return PG_INT64_MAX;
+	n = PG_GETARG_INT32(argno);
+	if (n < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_count must not be negative")));
+	return n;
+}
+
+/*
+ * event_store.read_all(after_position bigint, max_count integer)
+ * returns setof event_store.event
+ */
+Datum
+read_all(PG_FUNCTION_ARGS)
+{
+	int64		after = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
+	int64		max_count = MaxCount(fcinfo, 1);
+	EsReadRelations rels;
+	ScanKeyData key;
+	LogFilter	filter = {false, 0, 0};
+	int64		high;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (max_count == 0)
+		PG_RETURN_NULL();
+
+	OpenForRead(&rels, false);
+	high = HighWaterMark(rels.events, rels.pkey, rels.gate);
+	if (high > after)
+	{
+		ScanKeyInit(&key, 1, BTGreaterStrategyNumber, F_INT8GT,
+					Int64GetDatum(after));
+		ScanLog(fcinfo, rels.events, rels.pkey, &key, 1, high, max_count,
+				&filter);
+	}
+	CloseForRead(&rels);
+	PG_RETURN_NULL();
+}
+
+/*
+ * event_store.read_category(category text, after_position bigint,
+ *		max_count integer, consumer_group_member integer,
+ *		consumer_group_size integer) returns setof event_store.event
+ */
+Datum
+read_category(PG_FUNCTION_ARGS)
+{
+	text	   *category;
+	int64		after = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
+	int64		max_count = MaxCount(fcinfo, 2);
+	EsReadRelations rels;
+	ScanKeyData keys[2];
+	LogFilter	filter = {false, 0, 0};
+	int64		high;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("category must not be null")));
+	category = PG_GETARG_TEXT_PP(0);
+
+	if (PG_ARGISNULL(3) != PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("consumer_group_member and consumer_group_size must be given together")));
+	if (!PG_ARGISNULL(3))
+	{
+		int32		member = PG_GETARG_INT32(3);
+		int32		size = PG_GETARG_INT32(4);
+
+		if (size < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("consumer_group_size must be at least 1")));
+		if (member < 0 || member >= size)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("consumer_group_member must be between 0 and %d",
+							size - 1)));
+		filter.by_member = true;
+		filter.member = (uint32) member;
+		filter.size = (uint32) size;
+	}
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (max_count == 0)
+		PG_RETURN_NULL();
+
+	OpenForRead(&rels, true);
+	high = HighWaterMark(rels.events, rels.pkey, rels.gate);
+	if (high > after)
+	{
+		ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
+					PointerGetDatum(category));
+		ScanKeyInit(&keys[1], 2, BTGreaterStrategyNumber, F_INT8GT,
+					Int64GetDatum(after));
+		ScanLog(fcinfo, rels.events, rels.category, keys, 2, high, max_count,
+				&filter);
+	}
+	CloseForRead(&rels);
+	PG_RETURN_NULL();
+}
+
+/*
+ * event_store.safe_position() returns bigint
+ *
+ * The highest position up to which everything is settled: every event at or
+ * below it is committed, or will never exist.  After the gate has given the
+ * high-water mark M, the lowest position of an event whose transaction is
+ * still open (the caller's own included) bounds it.  Such an event cannot sit
+ * on a page the visibility map marks all-visible, so only the other pages are
+ * read.  The cost is one visibility-map bit per page of the table plus the
+ * pages written since the last vacuum.
+ */
+Datum
+safe_position(PG_FUNCTION_ARGS)
+{
+	EsReadRelations rels;
+	int64		high;
+	int64		lowest_open = PG_INT64_MAX;
+	BlockNumber nblocks;
+	Buffer		vmbuf = InvalidBuffer;
+	TupleDesc	desc;
+
+	OpenForRead(&rels, false);
+	high = HighWaterMark(rels.events, rels.pkey, rels.gate);
+	desc = RelationGetDescr(rels.events);
+	nblocks = RelationGetNumberOfBlocks(rels.events);
+
+	for (BlockNumber blk = 0; blk < nblocks; blk++)
+	{
+		Buffer		buf;
+		Page		page;
+		OffsetNumber maxoff;
+
+		CHECK_FOR_INTERRUPTS();
+		if (VM_ALL_VISIBLE(rels.events, blk, &vmbuf))
+			continue;
+
+		buf = ReadBuffer(rels.events, blk);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		maxoff = PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+		{
+			ItemId		lp = PageGetItemId(page, off);
+			HeapTupleData tuple;
+			TransactionId xmin;
+			bool		isnull;
+			int64		position;
+
+			if (!ItemIdIsNormal(lp))
+				continue;
+			tuple.t_data = (HeapTupleHeader) PageGetItem(page, lp);
+			tuple.t_len = ItemIdGetLength(lp);
+			tuple.t_tableOid = RelationGetRelid(rels.events);
+			ItemPointerSet(&tuple.t_self, blk, off);
+
+			if (HeapTupleHeaderXminCommitted(tuple.t_data) ||
+				HeapTupleHeaderXminInvalid(tuple.t_data))
+				continue;
+			xmin = HeapTupleHeaderGetXmin(tuple.t_data);
+			if (!TransactionIdIsCurrentTransactionId(xmin) &&
+				!TransactionIdIsInProgress(xmin))
+				continue;
+
+			position = DatumGetInt64(heap_getattr(&tuple,
+												  Anum_es_events_global_position,
+												  desc, &isnull));
+			if (position <= high && position < lowest_open)
+				lowest_open = position;
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	if (BufferIsValid(vmbuf))
+		ReleaseBuffer(vmbuf);
+	CloseForRead(&rels);
+
+	PG_RETURN_INT64(lowest_open == PG_INT64_MAX ? high : lowest_open - 1);
+}
+
+/*
+ * event_store.consumer_group_member(stream_id text, group_size integer)
+ * returns integer: the member of a consumer group of that size that reads
+ * the stream's events in read_category.
+ */
+Datum
+consumer_group_member(PG_FUNCTION_ARGS)
+{
+	text	   *stream_id = PG_GETARG_TEXT_PP(0);
+	int32		size = PG_GETARG_INT32(1);
+
+	if (size < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("consumer_group_size must be at least 1")));
+	PG_RETURN_INT32((int32) MemberOf(stream_id, (uint32) size));
+}

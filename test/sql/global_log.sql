@@ -1,0 +1,93 @@
+-- global_log: read_all, read_category, consumer groups, safe_position.
+\i test/sql/helpers.inc
+
+-- Start from a known position: remember where the log is now.
+SELECT COALESCE(max(global_position), 0) AS base FROM event_store.events \gset
+
+SELECT event_store.append_events('gl_prod-1', 0, '[{"type": "A", "data": 1}, {"type": "B", "data": 2}]');
+SELECT event_store.append_event('gl_cust-1', 0, 'C', '3');
+SELECT event_store.append_event('gl_prod-2', 0, 'D', '4');
+SELECT event_store.append_event('gl_prod', 0, 'E', '5');
+SELECT event_store.append_event('gl_cust-2', 0, 'F', '6');
+
+-- read_all: every event after a position, ascending, at most max_count.
+SELECT global_position - :base AS pos, stream_id, version, event_type
+  FROM event_store.read_all(:base);
+SELECT array_agg(global_position - :base) FROM event_store.read_all(:base, 2);
+SELECT array_agg(global_position - :base) FROM event_store.read_all(:base + 2, 3);
+SELECT count(*) FROM event_store.read_all(:base + 6);
+SELECT count(*) FROM event_store.read_all(:base, 0);
+SELECT count(*) = count(DISTINCT global_position) AS distinct,
+	   count(*) >= 6 AS has_all FROM event_store.read_all(0, NULL);
+-- Rows are exactly the stored rows.
+SELECT count(*) AS identical
+  FROM event_store.read_all(:base) r JOIN event_store.events e USING (global_position)
+ WHERE (r.stream_id, r.version, r.event_id, r.event_type, r.data, r.created_at)
+	 = (e.stream_id, e.version, e.event_id, e.event_type, e.data, e.created_at);
+
+-- A category is the stream id up to the first '-'.
+SELECT event_store.category('gl_prod-1'), event_store.category('gl_prod'),
+	   event_store.category('a-b-c'), event_store.category('-x');
+SELECT global_position - :base AS pos, stream_id FROM event_store.read_category('gl_prod', :base);
+SELECT global_position - :base AS pos, stream_id FROM event_store.read_category('gl_cust', :base);
+SELECT array_agg(global_position - :base) FROM event_store.read_category('gl_prod', :base + 1, 2);
+SELECT count(*) FROM event_store.read_category('gl_none');
+
+-- Consumer groups: members split a category's streams with no overlap and no
+-- gap, and each stream stays whole on one member.
+SELECT count(event_store.append_event('gl_grp-' || i, 0, 'G', to_jsonb(i)))
+  FROM generate_series(1, 40) i;
+WITH m AS (
+	SELECT member, r.stream_id, r.global_position
+	  FROM generate_series(0, 2) member,
+		   event_store.read_category('gl_grp', :base, NULL, member, 3) r)
+SELECT count(*) AS received, count(DISTINCT global_position) AS distinct_events,
+	   (SELECT count(*) FROM event_store.read_category('gl_grp', :base, NULL)) AS in_category,
+	   count(DISTINCT member) AS members_used,
+	   bool_and(member = event_store.consumer_group_member(stream_id, 3)) AS as_documented
+  FROM m;
+SELECT count(*) AS streams_on_two_members FROM (
+	SELECT r.stream_id FROM generate_series(0, 2) member,
+		   event_store.read_category('gl_grp', :base, NULL, member, 3) r
+	 GROUP BY r.stream_id HAVING count(DISTINCT member) > 1) x;
+-- A group of one reads the whole category.
+SELECT count(*) FROM event_store.read_category('gl_grp', :base, NULL, 0, 1);
+-- The member of a stream is stable: the same hash for the same id.
+SELECT event_store.consumer_group_member('gl_grp-1', 7) = event_store.consumer_group_member('gl_grp-1', 7) AS stable,
+	   event_store.consumer_group_member('gl_grp-1', 1) AS only_member;
+
+-- safe_position: with nothing open, everything is settled.
+SELECT event_store.safe_position() = (SELECT max(global_position) FROM event_store.events) AS all_settled;
+-- An open append of this transaction holds it just below its position.
+BEGIN;
+SELECT event_store.append_event('gl_open', 0, 'Open', '{}');
+SELECT event_store.safe_position() = (SELECT global_position - 1 FROM event_store.events WHERE stream_id = 'gl_open') AS held_below_open;
+-- The transaction's own events are visible to its reads.
+SELECT stream_id FROM event_store.read_all((SELECT max(global_position) - 1 FROM event_store.events));
+ROLLBACK;
+-- A rolled-back position is skipped, not waited for.
+SELECT event_store.append_event('gl_after', 0, 'After', '{}');
+SELECT array_agg(stream_id) FROM event_store.read_all(:base + 6) WHERE stream_id NOT LIKE 'gl_grp-%';
+
+-- Bad arguments.
+SELECT t.label, pg_temp.try(t.sql)
+  FROM (VALUES
+	('read_all negative max_count',  $$SELECT * FROM event_store.read_all(0, -1)$$),
+	('read_category null category',  $$SELECT * FROM event_store.read_category(NULL)$$),
+	('read_category negative count', $$SELECT * FROM event_store.read_category('x', 0, -1)$$),
+	('member without size',          $$SELECT * FROM event_store.read_category('x', 0, 10, 0, NULL)$$),
+	('size without member',          $$SELECT * FROM event_store.read_category('x', 0, 10, NULL, 2)$$),
+	('size zero',                    $$SELECT * FROM event_store.read_category('x', 0, 10, 0, 0)$$),
+	('member negative',              $$SELECT * FROM event_store.read_category('x', 0, 10, -1, 2)$$),
+	('member equal to size',         $$SELECT * FROM event_store.read_category('x', 0, 10, 2, 2)$$),
+	('group member of size zero',    $$SELECT event_store.consumer_group_member('x', 0)$$)
+  ) AS t(label, sql);
+-- NULL after_position reads from the start; a NULL max_count means no limit.
+SELECT count(*) = (SELECT count(*) FROM event_store.events) AS whole_log
+  FROM event_store.read_all(NULL, NULL);
+
+-- The sequence must hand out one position at a time.
+BEGIN;
+ALTER SEQUENCE event_store.events_global_position_seq CACHE 10;
+SELECT pg_temp.try($$SELECT event_store.append_event('gl_cache', 0, 'X', '{}')$$);
+ROLLBACK;
