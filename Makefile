@@ -27,7 +27,9 @@ REGRESS_OPTS = --inputdir=test --outputdir=test/results_regress
 
 ISOLATION = alice_and_bob same_field wait_behind_open_transaction \
 	create_same_stream idempotent_retry_race batch_conflict_midway \
-	different_streams advisory_keys lock_waits reinstall snapshot_isolation
+	different_streams advisory_keys lock_waits reinstall snapshot_isolation \
+	read_all_slow_writer read_all_position_window read_all_open_reader \
+	consumer_group notify
 ISOLATION_OPTS = --inputdir=test --outputdir=test/results_isolation
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
