@@ -3,8 +3,9 @@
 #
 # Installs the build dependencies, builds with -Wall -Wextra -Werror,
 # installs, starts a throwaway cluster, runs the regression suite, the
-# isolation suite and the dump-and-restore test, prints regression.diffs of
-# any suite that fails, and exits non-zero on any failure.
+# isolation suite, the dump-and-restore test and a short run of the read_all
+# stress test, prints regression.diffs of any suite that fails, and exits
+# non-zero on any failure.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 es_setup
@@ -52,6 +53,7 @@ run_script() {
 run_suite regression test/results_regress ISOLATION=
 run_suite isolation test/results_isolation REGRESS=
 run_script dump_restore test/dump_restore.sh
+ES_STRESS_SECONDS=${ES_STRESS_SECONDS:-8} run_script stress_read_all test/stress_read_all.sh
 
 echo
 echo "event_store tests: $passed passed, $failed failed"

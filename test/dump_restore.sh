@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test/dump_restore.sh: pg_dump and pg_restore keep every event, head and
-# position, and appends continue at the right versions and positions.
+# test/dump_restore.sh: pg_dump and pg_restore keep every event, head,
+# checkpoint and position, and appends continue at the right versions and positions.
 #
 # Needs a running server (PGHOST, PGPORT, PGUSER) with the extension
 # installed; creates and drops its own databases.  Prints "ok" or the
@@ -20,6 +20,7 @@ createdb "$src"
 q "$src" "CREATE EXTENSION event_store"
 q "$src" "SELECT count(event_store.append_event('s-' || (i % 7), NULL, 'E', to_jsonb(i),
              jsonb_build_object('i', i))) FROM generate_series(1, 500) i" >/dev/null
+q "$src" "SELECT event_store.save_checkpoint('projector', 123)" >/dev/null
 q "$src" "SELECT event_store.append_events('batch', 0,
              (SELECT jsonb_agg(jsonb_build_object('type', 'B', 'data', i)) FROM generate_series(1, 50) i))" >/dev/null
 
@@ -28,6 +29,7 @@ snapshot() {
 	          version, event_id, event_type, data, metadata, created_at), ',' ORDER BY global_position))
 	          FROM event_store.events"
 	q "$1" "SELECT md5(string_agg(stream_id || '=' || version, ',' ORDER BY stream_id)) FROM event_store.streams"
+	q "$1" "SELECT event_store.checkpoint('projector')"
 }
 
 pg_dump -Fc -f "$dump" "$src"
