@@ -75,9 +75,10 @@
  * Notes.
  *	- A transaction that appended and then reads sees its own events (S sees
  *	  them); if it rolls back, whatever it saved with them goes too.
- *	- A hot standby cannot see the primary's gate: there the gate is skipped
- *	  and the scan is exact only up to the first gap in positions (see the
- *	  README).
+ *	- A hot standby cannot see the primary's gate, so there the gate is
+ *	  skipped and the guarantee does not hold: the scan still stops at
+ *	  events of transactions the standby knows to be open, but it can pass a
+ *	  position the primary is still inserting (see the README).
  *	- Rows inserted into event_store.events by plain INSERT (as pg_restore
  *	  does) do not take the gate; the guarantee covers the append functions.
  *	- The position sequence must not cache values (CACHE 1): a cached value
