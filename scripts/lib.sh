@@ -56,7 +56,9 @@ es_build_install() {
 	make -C "$ES_ROOT" -s install >/dev/null
 }
 
-# Start a throwaway cluster; sets PGHOST, PGPORT, PGUSER, ES_TMP.
+# Start a throwaway cluster; sets PGHOST, PGPORT, PGUSER, ES_TMP.  Extra
+# arguments are server options ("-c name=value").  Tests run with fsync off
+# (ES_FSYNC=off); the benchmark turns it on.
 es_start_cluster() {
 	ES_TMP=$(mktemp -d /tmp/event_store.XXXXXX)
 	chmod 755 "$ES_TMP"
@@ -70,7 +72,7 @@ es_start_cluster() {
 		-A trust -E UTF8 --locale=C.UTF-8 --no-sync >"$ES_TMP/initdb.log"
 	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$ES_TMP/data" -w \
 		-l "$ES_TMP/server.log" \
-		-o "-p $PGPORT -k $ES_TMP -c listen_addresses='' -c fsync=off $*" \
+		-o "-p $PGPORT -k $ES_TMP -c listen_addresses='' -c fsync=${ES_FSYNC:-off} $*" \
 		start >/dev/null
 }
 

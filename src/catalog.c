@@ -23,6 +23,7 @@
 #include "access/table.h"
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
 #include "utils/inval.h"
@@ -36,6 +37,9 @@
 
 static EsCatalog cache;
 static bool cache_valid = false;
+
+/* Have the tables of the cached catalog passed CheckShape? */
+static bool shapes_checked = false;
 
 /* Forget the cached OIDs when one of our relations changes. */
 static void
@@ -73,13 +77,13 @@ LookupRelation(Oid nsp, const char *name)
 }
 
 /*
- * Check that a table has exactly the columns this code writes, of the
- * expected types, with no dropped column in between.
+ * Check that a locked table is a plain table (not a partition, whose
+ * partition constraint the appends would not check) with exactly the columns
+ * this code writes, of the expected types, and no dropped column between.
  */
 static void
-CheckShape(Oid relid, const Oid *types, int natts)
+CheckShape(Relation rel, const Oid *types, int natts)
 {
-	Relation	rel = table_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
 	bool		ok = (desc->natts == natts);
 
@@ -96,7 +100,12 @@ CheckShape(Oid relid, const Oid *types, int natts)
 				 errmsg("table \"%s.%s\" does not have the columns this version of event_store expects",
 						ES_SCHEMA, RelationGetRelationName(rel)),
 				 errhint("Undo the change to the table's columns, or reinstall the extension.")));
-	table_close(rel, AccessShareLock);
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s.%s\" must be a plain table, not a partition",
+						ES_SCHEMA, RelationGetRelationName(rel)),
+				 errhint("Detach the table from its partitioned table.")));
 }
 
 /*
@@ -152,12 +161,11 @@ GetCatalog(void)
 	found.events_seq = LookupRelation(nsp, "events_global_position_seq");
 	found.streams = LookupRelation(nsp, "streams");
 	found.gate = LookupRelation(nsp, "event");
-	CheckShape(found.events, events_types, Natts_es_events);
-	CheckShape(found.streams, streams_types, Natts_es_streams);
 	CheckSequence(found.events_seq);
 
 	cache = found;
 	cache_valid = true;
+	shapes_checked = false;
 	return &cache;
 }
 
@@ -181,6 +189,17 @@ es_catalog_open(LOCKMODE mode, Relation *events, Relation *streams)
 		/* Taking the locks has read any pending invalidation. */
 		if (e != NULL && (streams == NULL || s != NULL) && cache_valid)
 		{
+			/*
+			 * Check the shapes once per cached catalog, on the locked
+			 * tables: an ALTER TABLE invalidates the cache, so a change is
+			 * seen on the next open.  Readers open only the events table.
+			 */
+			if (!shapes_checked && s != NULL)
+			{
+				CheckShape(e, events_types, Natts_es_events);
+				CheckShape(s, streams_types, Natts_es_streams);
+				shapes_checked = true;
+			}
 			*events = e;
 			if (streams != NULL)
 				*streams = s;

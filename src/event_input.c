@@ -114,42 +114,46 @@ HexValue(char c)
 }
 
 /*
- * Parse a uuid in its canonical form (8-4-4-4-12 hexadecimal digits) or as 32
- * digits without hyphens.  Returns false on anything else, so that the caller
- * can name the batch element in its error.
+ * Parse a uuid written as the uuid type's input accepts it: 32 hexadecimal
+ * digits, optionally with a hyphen after any group of four and optionally in
+ * braces.  Returns false on anything else, so that the caller can name the
+ * batch element in its error.
  */
 static bool
 ParseUuid(const char *s, int len, pg_uuid_t *out)
 {
-	bool		hyphens;
-	int			pos = 0;
+	const char *p = s;
+	const char *end = s + len;
+	bool		braces = false;
 
-	if (len == 36)
-		hyphens = true;
-	else if (len == 32)
-		hyphens = false;
-	else
-		return false;
-
+	if (p < end && *p == '{')
+	{
+		braces = true;
+		p++;
+	}
 	for (int i = 0; i < UUID_LEN; i++)
 	{
 		int			hi,
 					lo;
 
-		if (hyphens && (i == 4 || i == 6 || i == 8 || i == 10))
-		{
-			if (s[pos] != '-')
-				return false;
-			pos++;
-		}
-		hi = HexValue(s[pos]);
-		lo = HexValue(s[pos + 1]);
+		if (end - p < 2)
+			return false;
+		hi = HexValue(p[0]);
+		lo = HexValue(p[1]);
 		if (hi < 0 || lo < 0)
 			return false;
 		out->data[i] = (unsigned char) ((hi << 4) | lo);
-		pos += 2;
+		p += 2;
+		if (p < end && *p == '-' && i % 2 == 1 && i < UUID_LEN - 1)
+			p++;
 	}
-	return pos == len;
+	if (braces)
+	{
+		if (p >= end || *p != '}')
+			return false;
+		p++;
+	}
+	return p == end;
 }
 
 /* Report a malformed batch element. */
@@ -299,7 +303,9 @@ es_parse_event_array(Jsonb *events, int *nevents)
 				 errmsg("events must be a JSON array")));
 
 	n = JsonContainerSize(&events->root);
-	out = palloc0(sizeof(EsEventInput) * Max(n, 1));
+	out = MemoryContextAllocHuge(CurrentMemoryContext,
+								 sizeof(EsEventInput) * Max(n, 1));
+	memset(out, 0, sizeof(EsEventInput) * Max(n, 1));
 
 	work = AllocSetContextCreate(CurrentMemoryContext, "event_store batch check",
 								 ALLOCSET_SMALL_SIZES);
@@ -353,7 +359,8 @@ CompareIdAt(const void *a, const void *b)
 void
 es_check_unique_ids(EsEventInput *events, int nevents)
 {
-	IdAt	   *ids = palloc(sizeof(IdAt) * Max(nevents, 1));
+	IdAt	   *ids = MemoryContextAllocHuge(CurrentMemoryContext,
+											 sizeof(IdAt) * Max(nevents, 1));
 	int			n = 0;
 
 	for (int i = 0; i < nevents; i++)

@@ -102,6 +102,7 @@ typedef struct EsStorage
 
 	/* The stream's head, as read by es_storage_read_head. */
 	bool		head_found;
+	bool		head_moved_after_snapshot;
 	int64		head_version;
 	ItemPointerData head_tid;
 } EsStorage;

@@ -46,7 +46,9 @@ SELECT t.label, pg_temp.try(t.sql)
 	('metadata a string',   $$SELECT event_store.append_events('bi-1', NULL, '[{"type": "T", "data": 1, "metadata": "m"}]')$$),
 	('id not a uuid',       $$SELECT event_store.append_events('bi-1', NULL, '[{"type": "T", "data": 1}, {"type": "T", "data": 1, "id": "not-a-uuid"}]')$$),
 	('id a number',         $$SELECT event_store.append_events('bi-1', NULL, '[{"type": "T", "data": 1, "id": 7}]')$$),
-	('id with braces',      $$SELECT event_store.append_events('bi-1', NULL, '[{"type": "T", "data": 1, "id": "{a0000000-0000-4000-8000-000000000001}"}]')$$),
+	('id unclosed brace',   $$SELECT event_store.append_events('bi-1', NULL, '[{"type": "T", "data": 1, "id": "{a0000000-0000-4000-8000-0000000000f1"}]')$$),
+	('id 3-digit group',    $$SELECT event_store.append_events('bi-1', NULL, '[{"type": "T", "data": 1, "id": "a00-00000000-4000-8000-0000000000f1"}]')$$),
+	('id too long',         $$SELECT event_store.append_events('bi-1', NULL, '[{"type": "T", "data": 1, "id": "a0000000-0000-4000-8000-0000000000f100"}]')$$),
 	('id bad hex',          $$SELECT event_store.append_events('bi-1', NULL, '[{"type": "T", "data": 1, "id": "g0000000-0000-4000-8000-000000000001"}]')$$),
 	('unknown key',         $$SELECT event_store.append_events('bi-1', NULL, '[{"type": "T", "data": 1, "meta": {}}]')$$),
 	('bad element last',    $$SELECT event_store.append_events('bi-1', NULL, '[{"type": "T", "data": 1}, {"type": "T", "data": 2}, {"type": "T"}]')$$)

@@ -63,8 +63,11 @@ SELECT pg_temp.try($$SELECT event_store.append_events('id-3', 0, '[
 	{"type": "B", "data": 2},
 	{"type": "A", "data": 1, "id": "C0000000-0000-4000-8000-000000000021"}]')$$);
 
--- Ids are accepted in canonical form, upper case, or without hyphens.
+-- Ids are accepted in the forms the uuid type accepts: canonical, upper
+-- case, without hyphens, with a hyphen after any group of four, in braces.
 SELECT event_store.append_events('id-3', 0, '[
 	{"type": "A", "data": 1, "id": "C0000000-0000-4000-8000-0000000000AA"},
-	{"type": "B", "data": 2, "id": "c00000000000400080000000000000bb"}]');
+	{"type": "B", "data": 2, "id": "c00000000000400080000000000000bb"},
+	{"type": "C", "data": 3, "id": "c000-0000-0000-4000-8000-0000-0000-00cc"},
+	{"type": "D", "data": 4, "id": "{c0000000-0000-4000-8000-0000000000dd}"}]');
 SELECT version, event_id FROM event_store.read_stream('id-3');

@@ -43,6 +43,28 @@ SELECT event_store.stream_version('tc-1');
 SELECT event_store.append_event('tc-1', 1, 'Object', '{}');
 ROLLBACK;
 
+-- With every constraint and default of the events table dropped but the
+-- indexes the appends need, appends still work.
+BEGIN;
+ALTER TABLE event_store.events
+	DROP CONSTRAINT events_version_check,
+	ALTER COLUMN global_position DROP DEFAULT,
+	ALTER COLUMN created_at DROP DEFAULT,
+	ALTER COLUMN stream_id DROP NOT NULL,
+	ALTER COLUMN version DROP NOT NULL,
+	ALTER COLUMN event_type DROP NOT NULL,
+	ALTER COLUMN data DROP NOT NULL,
+	ALTER COLUMN created_at DROP NOT NULL;
+SELECT event_store.append_event('tc-bare', 0, 'Created', '{}');
+ROLLBACK;
+
+-- A partition's constraint would not be checked: a partition is refused.
+BEGIN;
+CREATE TABLE events_parent (LIKE event_store.events) PARTITION BY LIST (stream_id);
+ALTER TABLE events_parent ATTACH PARTITION event_store.events DEFAULT;
+SELECT pg_temp.try($$SELECT event_store.append_event('tc-1', 1, 'Changed', '{}')$$);
+ROLLBACK;
+
 -- A user's own index is maintained by appends.
 CREATE INDEX events_type_test_idx ON event_store.events (event_type);
 SELECT event_store.append_event('tc-1', 1, 'IndexedType', '{}');

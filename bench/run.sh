@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# bench/run.sh: the benchmark harness.
+#
+#   bash bench/run.sh
+#
+# Sets up like scripts/test.sh (headers, build, install), starts its own
+# throwaway cluster with fsync on, loads bench/setup.sql, and runs pgbench
+# custom scripts (-M prepared, -j 2) for each workload, method, client count
+# and synchronous_commit setting, repeating the methods interleaved
+# (A B C A B C ...).  It prints a table of tps (median, min, max) with each
+# method's ratio to the floor and to the hand-written baseline, writes it to
+# bench/results.md, and draws bench/results.png with gnuplot.
+#
+# Settings (environment):
+#   BENCH_SECONDS    seconds per pgbench run (default 20)
+#   BENCH_REPS       runs per method, interleaved (default 3)
+#   BENCH_CLIENTS    client counts for the append workloads (default "1 4 16")
+#   BENCH_SYNC       synchronous_commit settings (default "off on")
+#   BENCH_WORKLOADS  any of: own hot rta batch notify replay readall size
+#                    memory growth (default: all)
+#   BENCH_GROWTH_EVENTS  events stored before the growth run (default 10000000)
+
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+
+SECONDS_PER_RUN=${BENCH_SECONDS:-20}
+REPS=${BENCH_REPS:-3}
+CLIENTS=${BENCH_CLIENTS:-"1 4 16"}
+SYNCS=${BENCH_SYNC:-"off on"}
+WORKLOADS=${BENCH_WORKLOADS:-"own hot rta batch notify replay readall size memory growth"}
+GROWTH_EVENTS=${BENCH_GROWTH_EVENTS:-10000000}
+BENCH=$ES_ROOT/bench
+DB=bench
+RESULTS=$BENCH/results.md
+RAW=$(mktemp /tmp/es_bench_raw.XXXXXX)
+
+command -v gnuplot >/dev/null || {
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null
+}
+
+ES_FSYNC=on es_setup -c shared_buffers=1GB -c max_wal_size=8GB \
+	-c checkpoint_timeout=30min -c max_connections=100 -c work_mem=4MB
+createdb "$DB"
+psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f "$BENCH/setup.sql"
+
+run_id=0
+batch=$(cat "$BENCH/batch100.json")
+
+# One pgbench run; prints its tps (excluding connection time).  Each run
+# writes streams of its own (run id), so expected versions start from 0.
+pgb() {
+	local script=$1 clients=$2 sync=$3 run=$4
+	shift 4
+	PGOPTIONS="-c synchronous_commit=$sync ${METHOD_PGOPTIONS:-}" \
+		pgbench -n -M prepared -j 2 -c "$clients" -T "$SECONDS_PER_RUN" \
+		-D run="$run" -D v=0 "$@" -f "$BENCH/scripts/$script" "$DB" 2>&1 |
+		awk '/^tps = / { print $3; exit } /aborted|ERROR/ { print "pgbench: " $0 >"/dev/stderr" }'
+}
+
+# Record one measurement: workload clients sync method value unit.
+record() { echo "$*" >>"$RAW"; }
+
+# Run methods interleaved, REPS times, for one workload, client count and
+# synchronous_commit setting.  Each method is "name=script".
+interleave() {
+	local workload=$1 clients=$2 sync=$3
+	shift 3
+	local rep pair name script tps
+	for rep in $(seq "$REPS"); do
+		for pair in "$@"; do
+			name=${pair%%=*}
+			script=${pair#*=}
+			METHOD_PGOPTIONS=""
+			if [[ $name == *+notify ]]; then
+				METHOD_PGOPTIONS="-c event_store.notify=on"
+			fi
+			run_id=$((run_id + 1))
+			tps=$(pgb "$script" "$clients" "$sync" "$run_id" ${PGB_ARGS[@]+"${PGB_ARGS[@]}"})
+			echo "  $workload c=$clients sync=$sync $name run $rep: $tps tps"
+			record "$workload $clients $sync $name ${tps:-0} tps"
+		done
+	done
+}
+
+has() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+PGB_ARGS=()
+
+for sync in $SYNCS; do
+	for c in $CLIENTS; do
+		if has own; then
+			interleave own "$c" "$sync" floor=own_floor.sql hand-written=own_hw.sql \
+				event_store=own_es.sql
+		fi
+		if has hot; then
+			interleave hot "$c" "$sync" floor=hot_floor.sql hand-written=hot_hw.sql \
+				event_store=hot_es.sql
+		fi
+	done
+done
+
+if has notify; then
+	for sync in $SYNCS; do
+		interleave notify 4 "$sync" event_store=own_es.sql \
+			"event_store+notify=own_es.sql"
+	done
+fi
+
+if has rta; then
+	for sync in $SYNCS; do
+		psql -X -q -d "$DB" -c "TRUNCATE bench.rta_outcomes"
+		interleave rta 4 "$sync" floor=rta_floor.sql hand-written=rta_hw.sql \
+			event_store=rta_es.sql
+		psql -X -At -d "$DB" -F ' ' -c "SELECT method, count(*) FILTER (WHERE ok), count(*) FROM bench.rta_outcomes GROUP BY method" |
+			while read -r m ok all; do
+				record "rta_outcome 4 $sync $m $ok/$all ok"
+			done
+	done
+fi
+
+if has batch; then
+	PGB_ARGS=(-D "batch=$batch")
+	for sync in $SYNCS; do
+		interleave batch 4 "$sync" floor=batch_floor.sql hand-written=batch_hw.sql \
+			event_store=batch_es.sql
+	done
+	PGB_ARGS=()
+fi
+
+if has replay || has readall || has memory; then
+	echo "loading streams for the read workloads"
+	psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<'SQL'
+SELECT event_store.append_events('replay-1k', NULL,
+	(SELECT jsonb_agg(jsonb_build_object('type', 'Bench', 'data', jsonb_build_object('i', i, 'pad', repeat('x', 150))))
+	   FROM generate_series(1, 1000) i));
+SELECT count(event_store.append_events('replay-100k', NULL,
+	(SELECT jsonb_agg(jsonb_build_object('type', 'Bench', 'data', jsonb_build_object('i', i, 'pad', repeat('x', 150))))
+	   FROM generate_series(1, 1000) i)))
+  FROM generate_series(1, 100);
+VACUUM ANALYZE event_store.events;
+SQL
+fi
+
+if has replay; then
+	interleave replay-1k 4 off event_store=replay1k_es.sql plain=replay1k_plain.sql
+	interleave replay-100k 4 off event_store=replay100k_es.sql plain=replay100k_plain.sql
+fi
+
+if has readall; then
+	maxp=$(psql -X -At -d "$DB" -c "SELECT max(global_position) - 1000 FROM event_store.events")
+	PGB_ARGS=(-D "maxp=$maxp")
+	interleave readall 4 off event_store=readall_es.sql plain=readall_plain.sql
+	PGB_ARGS=()
+fi
+
+if has size; then
+	psql -X -At -d "$DB" -F ' ' <<'SQL' | while read -r m bytes; do record "size 0 - $m $bytes bytes/event"; done
+SELECT 'floor', round(pg_total_relation_size('bench.floor_events')::numeric
+			/ NULLIF((SELECT count(*) FROM bench.floor_events), 0))
+UNION ALL
+SELECT 'hand-written', round((pg_total_relation_size('bench.hw_events')
+			+ pg_total_relation_size('bench.hw_streams'))::numeric
+			/ NULLIF((SELECT count(*) FROM bench.hw_events), 0))
+UNION ALL
+SELECT 'event_store', round((pg_total_relation_size('event_store.events')
+			+ pg_total_relation_size('event_store.streams'))::numeric
+			/ NULLIF((SELECT count(*) FROM event_store.events), 0));
+SQL
+fi
+
+if has memory; then
+	echo "memory: replaying a 1,000,000-event stream in one call"
+	psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "SELECT count(event_store.append_events('replay-1m', NULL,
+		(SELECT jsonb_agg(jsonb_build_object('type', 'Bench', 'data', jsonb_build_object('i', i, 'pad', repeat('x', 150))))
+		   FROM generate_series(1, 1000) i))) FROM generate_series(1, 1000)" >/dev/null
+	psql -X -q -d "$DB" -c "VACUUM ANALYZE event_store.events"
+	mem=$(psql -X -At -d "$DB" <<'SQL'
+SELECT pg_backend_pid() AS pid \gset
+\setenv ES_PID :pid
+SELECT count(*) FROM event_store.read_stream('replay-1m') \gset
+\! awk '/^(VmHWM|RssAnon|RssShmem):/ { printf "%s%s ", $1, $2 }' /proc/$ES_PID/status
+SQL
+)
+	record "memory 1 - event_store $(echo "$mem" | tr -d '\n') kB"
+fi
+
+if has growth; then
+	echo "growth: storing $GROWTH_EVENTS events"
+	psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "SELECT count(event_store.append_events('growth-' || g, NULL,
+		(SELECT jsonb_agg(jsonb_build_object('type', 'Bench', 'data', jsonb_build_object('g', g, 'i', i, 'pad', repeat('x', 150))))
+		   FROM generate_series(1, 1000) i))) FROM generate_series(1, $GROWTH_EVENTS / 1000) g" >/dev/null
+	psql -X -q -d "$DB" -c "VACUUM ANALYZE event_store.events"
+	for sync in $SYNCS; do
+		interleave growth 4 "$sync" event_store=own_es.sql
+	done
+fi
+
+# Summarize: median, min, max per workload/clients/sync/method, with ratios.
+python3 - "$RAW" "$RESULTS" <<'PY'
+import sys, statistics, collections
+raw, out = sys.argv[1], sys.argv[2]
+runs = collections.OrderedDict()
+other = []
+for line in open(raw):
+    parts = line.split()
+    w, c, s, m, v, unit = parts[0], parts[1], parts[2], parts[3], parts[4], " ".join(parts[5:])
+    if unit == "tps":
+        runs.setdefault((w, c, s), collections.OrderedDict()).setdefault(m, []).append(float(v))
+    else:
+        other.append((w, c, s, m, v, unit))
+lines = ["| workload | clients | sync commit | method | median tps | min | max | vs floor (or first) | vs hand-written |",
+         "|---|---:|---|---|---:|---:|---:|---:|---:|"]
+for (w, c, s), methods in runs.items():
+    med = {m: statistics.median(v) for m, v in methods.items()}
+    base = med.get("floor") or med.get("plain") or next(iter(med.values()))
+    hw = med.get("hand-written")
+    for m, v in methods.items():
+        r1 = f"{med[m] / base:.2f}x" if base else ""
+        r2 = f"{med[m] / hw:.2f}x" if hw else ""
+        lines.append(f"| {w} | {c} | {s} | {m} | {med[m]:.0f} | {min(v):.0f} | {max(v):.0f} | {r1} | {r2} |")
+for w, c, s, m, v, unit in other:
+    lines.append(f"| {w} | {c if c != '0' else ''} | {s if s != '-' else ''} | {m} | {v} {unit} | | | | |")
+open(out, "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
+
+# Chart: median tps of the append workloads, as ratios to the floor.
+python3 - "$RAW" "$BENCH/results.dat" <<'PY'
+import sys, statistics, collections
+raw, out = sys.argv[1], sys.argv[2]
+runs = collections.OrderedDict()
+for line in open(raw):
+    p = line.split()
+    if p[5:] == ["tps"] and p[0] in ("own", "hot", "batch", "rta"):
+        runs.setdefault((p[0], p[1], p[2]), {}).setdefault(p[3], []).append(float(p[4]))
+with open(out, "w") as f:
+    for (w, c, s), m in runs.items():
+        fl = statistics.median(m.get("floor", [0])) or 1
+        hw = statistics.median(m.get("hand-written", [0])) / fl
+        es = statistics.median(m.get("event_store", [0])) / fl
+        f.write(f'"{w} c{c} {s}" 1.0 {hw:.3f} {es:.3f}\n')
+PY
+gnuplot <<EOF
+set terminal pngcairo size 1100,500 noenhanced
+set output "$BENCH/results.png"
+set title "Appends: tps as a ratio of a bare INSERT (floor = 1.0)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set yrange [0:*]
+set xtics rotate by -30
+set key top right
+set grid ytics
+plot "$BENCH/results.dat" using 2:xtic(1) title "floor", \
+     "" using 3 title "hand-written PL/pgSQL", \
+     "" using 4 title "event_store"
+EOF
+rm -f "$BENCH/results.dat" "$RAW"
+echo "wrote $RESULTS and $BENCH/results.png"
