@@ -239,7 +239,8 @@ with open(out, "w") as f:
         es = statistics.median(m.get("event_store", [0])) / fl
         f.write(f'"{w} c{c} {s}" 1.0 {hw:.3f} {es:.3f}\n')
 PY
-gnuplot <<EOF
+if [ -s "$BENCH/results.dat" ]; then
+	gnuplot <<EOF
 set terminal pngcairo size 1100,500 noenhanced
 set output "$BENCH/results.png"
 set title "Appends: tps as a ratio of a bare INSERT (floor = 1.0)"
@@ -255,5 +256,6 @@ plot "$BENCH/results.dat" using 2:xtic(1) title "floor", \
      "" using 3 title "hand-written PL/pgSQL", \
      "" using 4 title "event_store"
 EOF
+fi
 rm -f "$BENCH/results.dat" "$RAW"
-echo "wrote $RESULTS and $BENCH/results.png"
+echo "wrote $RESULTS (and $BENCH/results.png when append workloads ran)"

@@ -39,7 +39,8 @@ static EsCatalog cache;
 static bool cache_valid = false;
 
 /* Have the tables of the cached catalog passed CheckShape? */
-static bool shapes_checked = false;
+static bool events_checked = false;
+static bool streams_checked = false;
 
 /* Forget the cached OIDs when one of our relations changes. */
 static void
@@ -165,7 +166,8 @@ GetCatalog(void)
 
 	cache = found;
 	cache_valid = true;
-	shapes_checked = false;
+	events_checked = false;
+	streams_checked = false;
 	return &cache;
 }
 
@@ -192,13 +194,18 @@ es_catalog_open(LOCKMODE mode, Relation *events, Relation *streams)
 			/*
 			 * Check the shapes once per cached catalog, on the locked
 			 * tables: an ALTER TABLE invalidates the cache, so a change is
-			 * seen on the next open.  Readers open only the events table.
+			 * seen on the next open.  Readers open only the events table,
+			 * and rely on its shape to return its tuples as they are.
 			 */
-			if (!shapes_checked && s != NULL)
+			if (!events_checked)
 			{
 				CheckShape(e, events_types, Natts_es_events);
+				events_checked = true;
+			}
+			if (!streams_checked && s != NULL)
+			{
 				CheckShape(s, streams_types, Natts_es_streams);
-				shapes_checked = true;
+				streams_checked = true;
 			}
 			*events = e;
 			if (streams != NULL)
