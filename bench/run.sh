@@ -77,13 +77,20 @@ interleave() {
 			run_id=$((run_id + 1))
 			tps=$(pgb "$script" "$clients" "$sync" "$run_id" ${PGB_ARGS[@]+"${PGB_ARGS[@]}"})
 			echo "  $workload c=$clients sync=$sync $name run $rep: $tps tps"
-			record "$workload $clients $sync $name ${tps:-0} tps"
+			record "$workload $clients $sync ${name// /_} ${tps:-0} tps"
 		done
 	done
 }
 
 has() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 PGB_ARGS=()
+
+# Growth, first half: appends into a store that is still empty.
+if has growth; then
+	for sync in $SYNCS; do
+		interleave growth 4 "$sync" "empty store=own_es.sql"
+	done
+fi
 
 for sync in $SYNCS; do
 	for c in $CLIENTS; do
@@ -190,7 +197,7 @@ if has growth; then
 		   FROM generate_series(1, 1000) i))) FROM generate_series(1, $GROWTH_EVENTS / 1000) g" >/dev/null
 	psql -X -q -d "$DB" -c "VACUUM ANALYZE event_store.events"
 	for sync in $SYNCS; do
-		interleave growth 4 "$sync" event_store=own_es.sql
+		interleave growth 4 "$sync" "$GROWTH_EVENTS stored=own_es.sql"
 	done
 fi
 
@@ -216,7 +223,7 @@ for (w, c, s), methods in runs.items():
     for m, v in methods.items():
         r1 = f"{med[m] / base:.2f}x" if base else ""
         r2 = f"{med[m] / hw:.2f}x" if hw else ""
-        lines.append(f"| {w} | {c} | {s} | {m} | {med[m]:.0f} | {min(v):.0f} | {max(v):.0f} | {r1} | {r2} |")
+        lines.append(f"| {w} | {c} | {s} | {m.replace('_', ' ')} | {med[m]:.0f} | {min(v):.0f} | {max(v):.0f} | {r1} | {r2} |")
 for w, c, s, m, v, unit in other:
     lines.append(f"| {w} | {c if c != '0' else ''} | {s if s != '-' else ''} | {m} | {v} {unit} | | | | |")
 open(out, "w").write("\n".join(lines) + "\n")
