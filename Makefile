@@ -22,7 +22,8 @@ DATA = sql/event_store--$(EXTVERSION).sql
 
 # One regression file per feature, one isolation spec per concurrency story.
 REGRESS = append_event append_events idempotency read_stream stream_version \
-	bad_input append_only privileges table_changes global_log checkpoints
+	bad_input append_only privileges table_changes global_log checkpoints \
+	fuzz security
 REGRESS_OPTS = --inputdir=test --outputdir=test/results_regress
 
 ISOLATION = alice_and_bob same_field wait_behind_open_transaction \

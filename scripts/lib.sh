@@ -64,6 +64,7 @@ es_start_cluster() {
 	chmod 755 "$ES_TMP"
 	chown postgres: "$ES_TMP"
 	export PGHOST=$ES_TMP PGPORT=${ES_PORT:-55432} PGUSER=postgres
+	export ES_DATA=$ES_TMP/data
 	unset PGDATABASE PGPASSWORD PGSERVICE || true
 	trap es_stop_cluster EXIT
 

@@ -110,27 +110,30 @@ CheckShape(Relation rel, const Oid *types, int natts)
 }
 
 /*
- * Check that the position sequence hands out one value at a time: a backend
- * that cached values would hold positions taken outside the gate of
- * global_log.c.
+ * Check that the position sequence hands out rising values one at a time: a
+ * backend that cached values would hold positions taken outside the gate of
+ * global_log.c, and a falling or cycling sequence would hand out positions
+ * below readers' checkpoints.
  */
 static void
 CheckSequence(Oid seqid)
 {
 	HeapTuple	tuple = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid));
-	int64		cache_size;
+	Form_pg_sequence seq;
+	bool		ok;
 
 	if (!HeapTupleIsValid(tuple))
 		elog(ERROR, "cache lookup failed for sequence %u", seqid);
-	cache_size = ((Form_pg_sequence) GETSTRUCT(tuple))->seqcache;
+	seq = (Form_pg_sequence) GETSTRUCT(tuple);
+	ok = (seq->seqcache == 1 && seq->seqincrement > 0 && !seq->seqcycle);
 	ReleaseSysCache(tuple);
 
-	if (cache_size != 1)
+	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("sequence \"%s.events_global_position_seq\" must not cache values",
+				 errmsg("sequence \"%s.events_global_position_seq\" must hand out rising positions one at a time",
 						ES_SCHEMA),
-				 errhint("Run ALTER SEQUENCE %s.events_global_position_seq CACHE 1.",
+				 errhint("Run ALTER SEQUENCE %s.events_global_position_seq INCREMENT 1 NO CYCLE CACHE 1.",
 						 ES_SCHEMA)));
 }
 

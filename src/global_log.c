@@ -72,7 +72,10 @@
  * One number.  The checkpoint is the last position received; nothing else.
  *
  * No writer serialization.  Writers only ever share the gate.  A reader
- * makes new writers queue behind it for the time of one index probe.
+ * holds it for the time of one index probe; while it waits for a writer
+ * inside, it first polls without queueing, so that a writer that waits
+ * inside the gate does not make every other writer queue behind the reader.
+ * The gate spans the inserts of a whole batch.
  *
  * Live.  An open transaction with an event at position p stops every scan at
  * p: readers get everything before p, and pass p the moment the transaction
@@ -80,7 +83,11 @@
  *
  * Notes.
  *	- A transaction that appended and then reads sees its own events (S sees
- *	  them); if it rolls back, whatever it saved with them goes too.
+ *	  them); if it rolls back, whatever it saved with them goes too.  A read
+ *	  from inside an append's own gate (a constraint calling read_all) is
+ *	  refused: it would not wait for that append.
+ *	- The category index must be valid and ready: an index being built
+ *	  concurrently lacks entries, so read_category refuses it.
  *	- A hot standby cannot see the primary's gate, so there the gate is
  *	  skipped and the guarantee does not hold: the scan still stops at
  *	  events of transactions the standby knows to be open, but it can pass a
@@ -97,6 +104,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -104,6 +112,7 @@
 #include "access/visibilitymap.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
@@ -112,11 +121,13 @@
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/procarray.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 
 #include "event_store.h"
@@ -177,7 +188,25 @@ OpenIndexNamed(Relation events, const char *name)
 		char	   *indexname = get_rel_name(indexid);
 
 		if (indexname != NULL && strcmp(indexname, name) == 0)
-			return index_open(indexid, AccessShareLock);
+		{
+			Relation	index = index_open(indexid, AccessShareLock);
+			Form_pg_index form = index->rd_index;
+
+			/*
+			 * An index still being built, or being dropped, lacks entries
+			 * for some events: reading it could pass them for good.
+			 */
+			if (!form->indisvalid || !form->indisready || !form->indislive ||
+				form->indnkeyatts != 2 ||
+				form->indkey.values[1] != Anum_es_events_global_position ||
+				!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("index \"%s\" is not usable", name),
+						 errdetail("It must be a valid index on (event_store.category(stream_id), global_position)."),
+						 errhint("Rebuild it with REINDEX INDEX event_store.%s.", name)));
+			return index;
+		}
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -187,12 +216,30 @@ OpenIndexNamed(Relation events, const char *name)
 	return NULL;				/* keep compiler quiet */
 }
 
-/* Open what a read needs, with AccessShareLock. */
+/*
+ * Open what a read needs, with AccessShareLock.  These functions read the
+ * table below the executor, so they check what a SELECT would: the caller's
+ * SELECT privilege, and row-level security, which they cannot apply and so
+ * refuse rather than bypass.
+ */
 static void
-OpenForRead(EsReadRelations *r, bool need_category)
+OpenForRead(EsReadRelations *r, bool need_category, const char *funcname)
 {
 	const EsCatalog *cat = es_catalog_open(AccessShareLock, &r->events, NULL);
+	Oid			relid = RelationGetRelid(r->events);
 	Oid			pkey = RelationGetPrimaryKeyIndex(r->events);
+	AclResult	aclresult;
+
+	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, RelationGetRelationName(r->events));
+	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s does not support row-level security", funcname),
+				 errdetail("Row-level security is enabled on table \"%s\" for the current user.",
+						   RelationGetRelationName(r->events)),
+				 errhint("Use event_store.read_stream, or query the table, which apply the policies.")));
 
 	if (!OidIsValid(pkey))
 		ereport(ERROR,
@@ -215,8 +262,29 @@ CloseForRead(EsReadRelations *r)
 }
 
 /*
- * Reader: wait for the writers inside the gate, and return the highest
- * position of any tuple of the events table while no writer is inside.
+ * Reader: take the gate in ShareLock.  A request that has to wait makes
+ * every new writer queue behind it, which is harmless while the writers
+ * inside stay for microseconds, but not if one of them waits inside (on a
+ * user's constraint, or on another transaction's uncommitted event id).  So
+ * the reader first polls without queueing, for a few milliseconds, and only
+ * then queues like any lock request.
+ */
+static void
+EnterGateAsReader(LOCKTAG *tag)
+{
+	for (int attempt = 0; attempt < 200; attempt++)
+	{
+		if (LockAcquire(tag, ShareLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+			return;
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(50L);
+	}
+	(void) LockAcquire(tag, ShareLock, false, false);
+}
+
+/*
+ * Reader: wait until no writer is inside the gate, and return the highest
+ * position of any tuple of the events table while none is.
  */
 static int64
 HighWaterMark(Relation events, Relation pkey, Oid gate)
@@ -230,7 +298,17 @@ HighWaterMark(Relation events, Relation pkey, Oid gate)
 	if (gated)
 	{
 		GateTag(&tag, gate);
-		(void) LockAcquire(&tag, ShareLock, false, false);
+
+		/*
+		 * A read from inside an append of this very backend (a user's
+		 * constraint or index expression calling it) would not wait for its
+		 * own append, which has taken a position it has not inserted yet.
+		 */
+		if (LockHeldByMe(&tag, RowExclusiveLock))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot read the global log from inside an append")));
+		EnterGateAsReader(&tag);
 	}
 
 	slot = table_slot_create(events, NULL);
@@ -489,7 +567,7 @@ read_all(PG_FUNCTION_ARGS)
 	if (max_count == 0)
 		PG_RETURN_NULL();
 
-	OpenForRead(&rels, false);
+	OpenForRead(&rels, false, "read_all");
 	high = HighWaterMark(rels.events, rels.pkey, rels.gate);
 	if (high > after)
 		ScanAll(fcinfo, rels.events, rels.pkey, after, high, max_count);
@@ -546,7 +624,7 @@ read_category(PG_FUNCTION_ARGS)
 	if (max_count == 0)
 		PG_RETURN_NULL();
 
-	OpenForRead(&rels, true);
+	OpenForRead(&rels, true, "read_category");
 	high = HighWaterMark(rels.events, rels.pkey, rels.gate);
 	if (high > after)
 	{
@@ -582,7 +660,7 @@ safe_position(PG_FUNCTION_ARGS)
 	Buffer		vmbuf = InvalidBuffer;
 	TupleDesc	desc;
 
-	OpenForRead(&rels, false);
+	OpenForRead(&rels, false, "safe_position");
 	high = HighWaterMark(rels.events, rels.pkey, rels.gate);
 	desc = RelationGetDescr(rels.events);
 	nblocks = RelationGetNumberOfBlocks(rels.events);

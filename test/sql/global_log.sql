@@ -91,3 +91,30 @@ BEGIN;
 ALTER SEQUENCE event_store.events_global_position_seq CACHE 10;
 SELECT pg_temp.try($$SELECT event_store.append_event('gl_cache', 0, 'X', '{}')$$);
 ROLLBACK;
+BEGIN;
+ALTER SEQUENCE event_store.events_global_position_seq INCREMENT -1;
+SELECT pg_temp.try($$SELECT event_store.append_event('gl_cache', 0, 'X', '{}')$$);
+ROLLBACK;
+BEGIN;
+ALTER SEQUENCE event_store.events_global_position_seq CYCLE;
+SELECT pg_temp.try($$SELECT event_store.append_event('gl_cache', 0, 'X', '{}')$$);
+ROLLBACK;
+SELECT event_store.append_event('gl_cache', 0, 'X', '{}');
+
+-- A read of the global log from inside an append (here, a constraint that
+-- calls it) is refused: it would not wait for that append's own position.
+CREATE FUNCTION pg_temp.peek() RETURNS boolean LANGUAGE sql
+	AS $$ SELECT count(*) >= 0 FROM event_store.read_all(0, 1) $$;
+BEGIN;
+ALTER TABLE event_store.events ADD CONSTRAINT peeks CHECK (pg_temp.peek());
+SELECT pg_temp.try($$SELECT event_store.append_event('gl_peek', 0, 'X', '{}')$$);
+ROLLBACK;
+
+-- An invalid category index (as a failed CREATE INDEX CONCURRENTLY leaves
+-- it) is refused rather than read.
+BEGIN;
+UPDATE pg_index SET indisvalid = false
+ WHERE indexrelid = 'event_store.events_category_idx'::regclass;
+SELECT pg_temp.try($$SELECT * FROM event_store.read_category('gl_prod')$$);
+ROLLBACK;
+SELECT count(*) > 0 AS category_readable FROM event_store.read_category('gl_prod');

@@ -1,0 +1,61 @@
+-- security: search_path attacks, read privileges, row-level security.
+\i test/sql/helpers.inc
+
+-- Hostile objects on the search_path are not picked up.
+CREATE SCHEMA evil;
+CREATE FUNCTION evil.jsonb_build_object(VARIADIC "any") RETURNS jsonb
+	LANGUAGE sql AS $$ SELECT '{"evil": true}'::jsonb $$;
+CREATE FUNCTION evil.split_part(text, text, integer) RETURNS text
+	LANGUAGE sql AS $$ SELECT 'evil' $$;
+CREATE FUNCTION evil.coalesce_text(text, text) RETURNS boolean
+	LANGUAGE sql AS $$ SELECT true $$;
+CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.coalesce_text);
+CREATE TABLE evil.events (LIKE event_store.events);
+CREATE TABLE evil.streams (stream_id text, version bigint);
+INSERT INTO evil.streams VALUES ('sec-1', 999);
+SET search_path = evil, public, pg_catalog;
+SELECT event_store.append_event('sec-1', 0, 'Created', '{"a": 1}');
+SELECT event_store.append_events('sec-1', 1, '[{"type": "B", "data": 2}]');
+SELECT event_store.stream_version('sec-1'), event_store.category('sec-1');
+SELECT version, data FROM event_store.read_stream('sec-1');
+SELECT count(*) FROM event_store.read_category('sec', 0);
+SELECT event_store.save_checkpoint('sec', 5), event_store.checkpoint('sec');
+SELECT count(*) AS evil_events FROM evil.events;
+RESET search_path;
+DROP SCHEMA evil CASCADE;
+
+-- The global-log functions check the caller's SELECT privilege on the events
+-- table, as a query would.
+CREATE ROLE es_sec_nosel;
+GRANT USAGE ON SCHEMA event_store TO es_sec_nosel;
+SET ROLE es_sec_nosel;
+SELECT pg_temp.try($$SELECT * FROM event_store.read_all(0)$$);
+SELECT pg_temp.try($$SELECT * FROM event_store.read_category('sec')$$);
+SELECT pg_temp.try($$SELECT event_store.safe_position()$$);
+SELECT pg_temp.try($$SELECT * FROM event_store.read_stream('sec-1')$$);
+RESET ROLE;
+
+-- Row-level security: a tenant sees only its own streams through
+-- read_stream; read_all and read_category, which cannot apply policies,
+-- refuse instead of bypassing them.
+CREATE ROLE es_sec_tenant;
+GRANT USAGE ON SCHEMA event_store TO es_sec_tenant;
+GRANT SELECT ON event_store.events, event_store.streams TO es_sec_tenant;
+SELECT event_store.append_event('tenant_a-1', 0, 'Mine', '{}');
+SELECT event_store.append_event('tenant_b-1', 0, 'Theirs', '{}');
+ALTER TABLE event_store.events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_a_only ON event_store.events FOR SELECT TO es_sec_tenant
+	USING (stream_id LIKE 'tenant_a-%');
+SET ROLE es_sec_tenant;
+SELECT stream_id, event_type FROM event_store.read_stream('tenant_a-1');
+SELECT count(*) AS theirs_visible FROM event_store.read_stream('tenant_b-1');
+SELECT pg_temp.try($$SELECT * FROM event_store.read_all(0)$$);
+SELECT pg_temp.try($$SELECT * FROM event_store.read_category('tenant_b')$$);
+RESET ROLE;
+-- The owner, not subject to the policy, still reads everything.
+SELECT count(*) > 0 AS owner_reads FROM event_store.read_all(0);
+DROP POLICY tenant_a_only ON event_store.events;
+ALTER TABLE event_store.events DISABLE ROW LEVEL SECURITY;
+
+DROP OWNED BY es_sec_nosel, es_sec_tenant;
+DROP ROLE es_sec_nosel, es_sec_tenant;
