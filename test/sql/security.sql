@@ -3,8 +3,10 @@
 
 -- Hostile objects on the search_path are not picked up.
 CREATE SCHEMA evil;
-CREATE FUNCTION evil.jsonb_build_object(VARIADIC "any") RETURNS jsonb
-	LANGUAGE sql AS $$ SELECT '{"evil": true}'::jsonb $$;
+CREATE FUNCTION evil.now() RETURNS timestamptz
+	LANGUAGE sql AS $$ SELECT '2000-01-01'::timestamptz $$;
+CREATE FUNCTION evil.nextval(regclass) RETURNS bigint
+	LANGUAGE sql AS $$ SELECT 0::bigint $$;
 CREATE FUNCTION evil.split_part(text, text, integer) RETURNS text
 	LANGUAGE sql AS $$ SELECT 'evil' $$;
 CREATE FUNCTION evil.coalesce_text(text, text) RETURNS boolean
@@ -19,10 +21,15 @@ SELECT event_store.append_events('sec-1', 1, '[{"type": "B", "data": 2}]');
 SELECT event_store.stream_version('sec-1'), event_store.category('sec-1');
 SELECT version, data FROM event_store.read_stream('sec-1');
 SELECT count(*) FROM event_store.read_category('sec', 0);
-SELECT event_store.save_checkpoint('sec', 5), event_store.checkpoint('sec');
+SELECT event_store.save_checkpoint('sec', 5);
+SELECT event_store.checkpoint('sec');
+SELECT bool_and(created_at > '2000-01-02') AS real_now, bool_and(global_position > 0) AS real_positions
+  FROM event_store.read_stream('sec-1');
 SELECT count(*) AS evil_events FROM evil.events;
 RESET search_path;
+SET client_min_messages = warning;
 DROP SCHEMA evil CASCADE;
+RESET client_min_messages;
 
 -- The global-log functions check the caller's SELECT privilege on the events
 -- table, as a query would.
