@@ -17,21 +17,13 @@
 # ES_DATA, the data directory, which it stops and starts).  ES_CRASH_ROUNDS
 # (default 3) and ES_CRASH_WRITERS (default 4) set its size.
 
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 rounds=${ES_CRASH_ROUNDS:-3}
 writers=${ES_CRASH_WRITERS:-4}
-db=es_crash
-work=$(mktemp -d /tmp/es_crash.XXXXXX)
-chmod 755 "$work"
-trap 'rm -rf "$work"' EXIT
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 : "${ES_DATA:?ES_DATA must name the data directory of the server under test}"
-
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-
-dropdb --if-exists "$db" 2>/dev/null
-createdb "$db"
-q -c "CREATE EXTENSION event_store"
+db=es_crash
+es_test_start crash
 
 # One writer: 10 streams of its own, exact expected versions read from the
 # store at start, ids made from writer, round and sequence number.

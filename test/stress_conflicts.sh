@@ -16,19 +16,12 @@
 # installed.  ES_CONFLICT_SECONDS (default 8) and ES_CONFLICT_CLIENTS
 # (default 32) set its length and width.
 
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 seconds=${ES_CONFLICT_SECONDS:-8}
 clients=${ES_CONFLICT_CLIENTS:-32}
 db=es_conflicts
-work=$(mktemp -d /tmp/es_conflicts.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-
-dropdb --if-exists "$db" 2>/dev/null
-createdb "$db"
+es_test_start conflicts
 q <<'SQL'
-CREATE EXTENSION event_store;
 CREATE UNLOGGED TABLE outcome (kind text, ok boolean, written int);
 -- Append, recording the outcome; only a conflict is caught.
 CREATE FUNCTION try_append(p_kind text, p_stream text, p_expected bigint,

@@ -13,19 +13,12 @@
 # installed.  ES_STRESS_SECONDS (default 8) and ES_STRESS_CLIENTS (default 8)
 # set its length and width.
 
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 seconds=${ES_STRESS_SECONDS:-8}
 clients=${ES_STRESS_CLIENTS:-8}
 db=es_stress
-work=$(mktemp -d /tmp/es_stress.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-
-dropdb --if-exists "$db" 2>/dev/null
-createdb "$db"
+es_test_start stress
 q <<'SQL'
-CREATE EXTENSION event_store;
 CREATE TABLE stress_received (seq bigserial PRIMARY KEY, position bigint NOT NULL);
 CREATE TABLE stress_done (done boolean NOT NULL);
 CREATE PROCEDURE stress_follow() LANGUAGE plpgsql AS $$
