@@ -77,7 +77,7 @@ interleave() {
 			run_id=$((run_id + 1))
 			tps=$(pgb "$script" "$clients" "$sync" "$run_id" ${PGB_ARGS[@]+"${PGB_ARGS[@]}"})
 			echo "  $workload c=$clients sync=$sync $name run $rep: $tps tps"
-			record "$workload $clients $sync ${name// /~} ${tps:-0} tps"
+			record "$workload $clients $sync ${name// /=} ${tps:-0} tps"
 		done
 	done
 }
@@ -223,7 +223,7 @@ for (w, c, s), methods in runs.items():
     for m, v in methods.items():
         r1 = f"{med[m] / base:.2f}x" if base else ""
         r2 = f"{med[m] / hw:.2f}x" if hw else ""
-        lines.append(f"| {w} | {c} | {s} | {m.replace('~', ' ')} | {med[m]:.0f} | {min(v):.0f} | {max(v):.0f} | {r1} | {r2} |")
+        lines.append(f"| {w} | {c} | {s} | {m.replace('=', ' ')} | {med[m]:.0f} | {min(v):.0f} | {max(v):.0f} | {r1} | {r2} |")
 for w, c, s, m, v, unit in other:
     lines.append(f"| {w} | {c if c != '0' else ''} | {s if s != '-' else ''} | {m} | {v} {unit} | | | | |")
 open(out, "w").write("\n".join(lines) + "\n")
