@@ -6,7 +6,7 @@
 #	make COPT=-Werror				treat warnings as errors (as the tests do)
 
 EXTENSION = event_store
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = event_store
 OBJS = \
@@ -18,19 +18,20 @@ OBJS = \
 	src/guard.o \
 	src/storage.o
 
-DATA = sql/event_store--$(EXTVERSION).sql
+# Every released version's install script and every upgrade script.
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
 # One regression file per feature, one isolation spec per concurrency story.
 REGRESS = append_event append_events idempotency read_stream stream_version \
 	bad_input append_only privileges table_changes global_log checkpoints \
-	fuzz security
+	fuzz security row_security
 REGRESS_OPTS = --inputdir=test --outputdir=test/results_regress
 
 ISOLATION = alice_and_bob same_field wait_behind_open_transaction \
 	create_same_stream idempotent_retry_race batch_conflict_midway \
 	different_streams advisory_keys lock_waits reinstall snapshot_isolation \
 	read_all_slow_writer read_all_position_window read_all_open_reader \
-	consumer_group notify
+	consumer_group notify read_all_row_security
 ISOLATION_OPTS = --inputdir=test --outputdir=test/results_isolation
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers

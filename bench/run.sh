@@ -150,6 +150,19 @@ fi
 if has replay; then
 	interleave replay-1k 4 off event_store=replay1k_es.sql plain=replay1k_plain.sql
 	interleave replay-100k 4 off event_store=replay100k_es.sql plain=replay100k_plain.sql
+	# The plans the replay ran with, as pgbench ran them (prepared, past the
+	# five custom plans), with timings and buffers, for bench/explain.txt.
+	{
+		for f in replay1k_es replay1k_plain; do
+			echo "== $f"
+			q=$(grep -v '^--' "$BENCH/scripts/$f.sql" | tr '\n' ' ' | sed 's/;[[:space:]]*$//')
+			psql -X -q -d "$DB" <<SQL
+PREPARE q AS $q;
+$(for i in 1 2 3 4 5 6 7 8; do echo "EXECUTE q \\g /dev/null"; done)
+EXPLAIN (ANALYZE, BUFFERS, VERBOSE) EXECUTE q;
+SQL
+		done
+	} >"$BENCH/explain.txt" 2>&1
 fi
 
 if has readall; then

@@ -3,10 +3,10 @@
 #
 # Installs the build dependencies, builds with -Wall -Wextra -Werror,
 # installs, starts a throwaway cluster, runs the regression suite, the
-# isolation suite, the dump-and-restore and hot-standby tests, and short runs
-# of the read_all stress test, the conflict stress test and the crash test,
-# prints regression.diffs of any suite that fails, and exits non-zero on any
-# failure.
+# isolation suite, the dump-and-restore, upgrade and hot-standby tests, and
+# short runs of the read_all stress test, the conflict stress test and the
+# crash test, prints regression.diffs of any suite that fails, and exits
+# non-zero on any failure.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 es_setup
@@ -54,6 +54,7 @@ run_script() {
 run_suite regression test/results_regress ISOLATION=
 run_suite isolation test/results_isolation REGRESS=
 run_script dump_restore test/dump_restore.sh
+run_script upgrade test/upgrade.sh
 run_script standby test/standby.sh
 ES_STRESS_SECONDS=${ES_STRESS_SECONDS:-8} run_script stress_read_all test/stress_read_all.sh
 ES_CONFLICT_SECONDS=${ES_CONFLICT_SECONDS:-8} run_script stress_conflicts test/stress_conflicts.sh

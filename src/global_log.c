@@ -92,6 +92,16 @@
  *	  skipped and the guarantee does not hold: the scan still stops at
  *	  events of transactions the standby knows to be open, but it can pass a
  *	  position the primary is still inserting (see the README).
+ *	- Row-level security.  For a caller subject to policies on the events
+ *	  table, the scan above runs unchanged, as the extension's own reading,
+ *	  but collects positions instead of rows; those positions are then read
+ *	  back with a SELECT through SPI, with the same snapshot S and the
+ *	  caller's rights, so the policies decide which of them the caller gets.
+ *	  Each position was settled when the scan passed it, so filtering cannot
+ *	  make the scan pass anything it would not have passed.  When the
+ *	  policies drop rows, the scan goes on in chunks from where it stopped
+ *	  until the page is full or the scan stops.  A caller's read can still
+ *	  stop at another tenant's open transaction, as it must to stay exact.
  *	- Rows inserted into event_store.events by plain INSERT (as pg_restore
  *	  does) do not take the gate; the guarantee covers the append functions.
  *	- The position sequence must not cache values (CACHE 1): a cached value
@@ -114,6 +124,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -122,12 +133,14 @@
 #include "storage/lock.h"
 #include "storage/procarray.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 
 #include "event_store.h"
@@ -173,6 +186,7 @@ typedef struct EsReadRelations
 	Relation	pkey;
 	Relation	category;		/* NULL unless asked for */
 	Oid			gate;
+	bool		rls;			/* row-level security applies to the caller */
 } EsReadRelations;
 
 /* Find an index of the events table by name; it must exist. */
@@ -219,11 +233,11 @@ OpenIndexNamed(Relation events, const char *name)
 /*
  * Open what a read needs, with AccessShareLock.  These functions read the
  * table below the executor, so they check what a SELECT would: the caller's
- * SELECT privilege, and row-level security, which they cannot apply and so
- * refuse rather than bypass.
+ * SELECT privilege, and whether row-level security applies to the caller,
+ * in which case the rows go through the policies (FilterByPolicies).
  */
 static void
-OpenForRead(EsReadRelations *r, bool need_category, const char *funcname)
+OpenForRead(EsReadRelations *r, bool need_category)
 {
 	const EsCatalog *cat = es_catalog_open(AccessShareLock, &r->events, NULL);
 	Oid			relid = RelationGetRelid(r->events);
@@ -233,13 +247,7 @@ OpenForRead(EsReadRelations *r, bool need_category, const char *funcname)
 	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_TABLE, RelationGetRelationName(r->events));
-	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s does not support row-level security", funcname),
-				 errdetail("Row-level security is enabled on table \"%s\" for the current user.",
-						   RelationGetRelationName(r->events)),
-				 errhint("Use event_store.read_stream, or query the table, which apply the policies.")));
+	r->rls = (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED);
 
 	if (!OidIsValid(pkey))
 		ereport(ERROR,
@@ -389,17 +397,29 @@ InitResult(FunctionCallInfo fcinfo)
 }
 
 /*
- * Put the event in the slot into the function's result.  The stored tuple
- * is copied as it is: event_store.event has the columns of the events table
- * (catalog.c checks the table's shape), so no column needs deforming.
+ * Where a scan puts the events it accepts.  Normally straight into the
+ * function's result: the stored tuple is copied as it is, since
+ * event_store.event has the columns of the events table (catalog.c checks
+ * the table's shape), so no column needs deforming.  For a caller subject to
+ * row-level security, only the positions are kept, for FilterByPolicies.
  */
-static void
-EmitEvent(FunctionCallInfo fcinfo, TupleTableSlot *slot)
+typedef struct LogSink
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	FunctionCallInfo fcinfo;
+	bool		positions_only;
+	Datum	   *positions;
+	int			npositions;
+} LogSink;
 
-	tuplestore_puttupleslot(rsinfo->setResult, slot);
-}
+/* What a scan did: how many events it accepted, and the last one's position. */
+typedef struct ScanResult
+{
+	int64		accepted;
+	int64		last;
+} ScanResult;
+
+/* Positions a caller subject to row-level security is read at a time. */
+#define POLICY_CHUNK	4096
 
 static int64
 SlotPosition(TupleTableSlot *slot)
@@ -410,29 +430,44 @@ SlotPosition(TupleTableSlot *slot)
 									  &isnull));
 }
 
+static void
+Accept(LogSink *sink, TupleTableSlot *slot, ScanResult *result)
+{
+	int64		position = SlotPosition(slot);
+
+	if (sink->positions_only)
+		sink->positions[sink->npositions++] = Int64GetDatum(position);
+	else
+	{
+		ReturnSetInfo *rsinfo = (ReturnSetInfo *) sink->fcinfo->resultinfo;
+
+		tuplestore_puttupleslot(rsinfo->setResult, slot);
+	}
+	result->accepted++;
+	result->last = position;
+}
+
 /*
  * Scan an index of the events table whose last key column is the global
  * position, in ascending order, with a dirty snapshot, under the rules at the
- * top of this file, and return the reader's events.
+ * top of this file, and accept the reader's events, at most max_count.
  */
-static void
-ScanLog(FunctionCallInfo fcinfo, Relation events, Relation index,
+static ScanResult
+ScanLog(LogSink *sink, Relation events, Relation index, Snapshot snapshot,
 		ScanKey keys, int nkeys, int64 high, int64 max_count,
 		const LogFilter *filter)
 {
 	SnapshotData dirty;
-	Snapshot	snapshot;
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
-	int64		returned = 0;
+	ScanResult	result = {0, 0};
 
-	snapshot = ReadSnapshot();
 	InitDirtySnapshot(dirty);
 	slot = table_slot_create(events, NULL);
 	scan = index_beginscan(events, index, &dirty, nkeys, 0);
 	index_rescan(scan, keys, nkeys, NULL, 0);
 
-	while (returned < max_count &&
+	while (result.accepted < max_count &&
 		   index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -453,13 +488,12 @@ ScanLog(FunctionCallInfo fcinfo, Relation events, Relation index,
 		if (!table_tuple_satisfies_snapshot(events, slot, snapshot))
 			break;
 
-		EmitEvent(fcinfo, slot);
-		returned++;
+		Accept(sink, slot, &result);
 	}
 
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
-	UnregisterSnapshot(snapshot);
+	return result;
 }
 
 /*
@@ -492,19 +526,17 @@ GapHasTuple(Relation events, Relation pkey, TupleTableSlot *slot,
  * read_all's scan of the primary key: with the snapshot S itself, probing
  * each gap in positions with a dirty snapshot (see the top of this file).
  */
-static void
-ScanAll(FunctionCallInfo fcinfo, Relation events, Relation pkey,
+static ScanResult
+ScanAll(LogSink *sink, Relation events, Relation pkey, Snapshot snapshot,
 		int64 after, int64 high, int64 max_count)
 {
-	Snapshot	snapshot;
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 	TupleTableSlot *probe;
 	ScanKeyData key;
-	int64		returned = 0;
+	ScanResult	result = {0, 0};
 	int64		previous = after;
 
-	snapshot = ReadSnapshot();
 	slot = table_slot_create(events, NULL);
 	probe = table_slot_create(events, NULL);
 	ScanKeyInit(&key, 1, BTGreaterStrategyNumber, F_INT8GT,
@@ -512,7 +544,7 @@ ScanAll(FunctionCallInfo fcinfo, Relation events, Relation pkey,
 	scan = index_beginscan(events, pkey, snapshot, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 
-	while (returned < max_count &&
+	while (result.accepted < max_count &&
 		   index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		int64		position = SlotPosition(slot);
@@ -524,15 +556,150 @@ ScanAll(FunctionCallInfo fcinfo, Relation events, Relation pkey,
 			GapHasTuple(events, pkey, probe, previous, position))
 			break;
 
-		EmitEvent(fcinfo, slot);
-		returned++;
+		Accept(sink, slot, &result);
 		previous = position;
 	}
 
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(probe);
 	ExecDropSingleTupleTableSlot(slot);
-	UnregisterSnapshot(snapshot);
+	return result;
+}
+
+/*
+ * Read back the events at the collected positions through a SELECT run with
+ * the caller's rights and the snapshot S, so that row-level security policies
+ * decide which of them the caller gets, and put at most max_count of them
+ * into the function's result.  Returns how many it put there.
+ */
+static int64
+FilterByPolicies(LogSink *sink, Relation events, Snapshot snapshot,
+				 int64 max_count)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) sink->fcinfo->resultinfo;
+	char	   *query;
+	SPIPlanPtr	plan;
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	Datum		args[1];
+	ArrayType  *array;
+	int			ret;
+	uint64		n;
+
+	if (sink->npositions == 0)
+		return 0;
+
+	array = construct_array(sink->positions, sink->npositions,
+							INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+							TYPALIGN_DOUBLE);
+	args[0] = PointerGetDatum(array);
+	query = psprintf("SELECT e.global_position, e.stream_id, e.version, e.event_id,"
+					 " e.event_type, e.data, e.metadata, e.created_at"
+					 " FROM %s e"
+					 " WHERE e.global_position OPERATOR(pg_catalog.=) ANY ($1)"
+					 " ORDER BY e.global_position",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(events)),
+												RelationGetRelationName(events)));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare(query, 1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	ret = SPI_execute_snapshot(plan, args, NULL, snapshot, InvalidSnapshot,
+							   true, false,
+							   max_count < PG_INT64_MAX ? max_count : 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_snapshot failed: %s", SPI_result_code_string(ret));
+
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++)
+		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+	SPI_finish();
+
+	pfree(array);
+	pfree(query);
+	sink->npositions = 0;
+	return (int64) n;
+}
+
+/*
+ * Run a scan (read_all's or read_category's) for max_count events after a
+ * position.  Without row-level security, that is one scan into the result.
+ * With it, the scan runs in chunks of positions, each read back through the
+ * policies, until max_count events got through or a chunk came back short,
+ * which means the scan stopped (end, high-water mark, or an unsettled event).
+ */
+typedef ScanResult (*ScanFunc) (LogSink *sink, int64 after, int64 max_count,
+								void *arg);
+
+static void
+RunScan(FunctionCallInfo fcinfo, EsReadRelations *rels, Snapshot snapshot,
+		int64 after, int64 max_count, ScanFunc scanfn, void *arg)
+{
+	LogSink		sink = {fcinfo, false, NULL, 0};
+	int64		returned = 0;
+
+	if (!rels->rls)
+	{
+		(void) scanfn(&sink, after, max_count, arg);
+		return;
+	}
+
+	sink.positions_only = true;
+	sink.positions = palloc(sizeof(Datum) * POLICY_CHUNK);
+	while (returned < max_count)
+	{
+		int64		chunk = Min(Max(max_count - returned, 64), POLICY_CHUNK);
+		ScanResult	result = scanfn(&sink, after, chunk, arg);
+
+		returned += FilterByPolicies(&sink, rels->events, snapshot,
+									 max_count - returned);
+		if (result.accepted < chunk)
+			break;
+		after = result.last;
+	}
+	pfree(sink.positions);
+}
+
+/* read_all's scan, for RunScan. */
+typedef struct AllScanArgs
+{
+	EsReadRelations *rels;
+	Snapshot	snapshot;
+	int64		high;
+} AllScanArgs;
+
+static ScanResult
+AllScan(LogSink *sink, int64 after, int64 max_count, void *arg)
+{
+	AllScanArgs *a = (AllScanArgs *) arg;
+
+	return ScanAll(sink, a->rels->events, a->rels->pkey, a->snapshot,
+				   after, a->high, max_count);
+}
+
+/* read_category's scan, for RunScan. */
+typedef struct CategoryScanArgs
+{
+	EsReadRelations *rels;
+	Snapshot	snapshot;
+	int64		high;
+	text	   *category;
+	LogFilter	filter;
+} CategoryScanArgs;
+
+static ScanResult
+CategoryScan(LogSink *sink, int64 after, int64 max_count, void *arg)
+{
+	CategoryScanArgs *a = (CategoryScanArgs *) arg;
+	ScanKeyData keys[2];
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(a->category));
+	ScanKeyInit(&keys[1], 2, BTGreaterStrategyNumber, F_INT8GT,
+				Int64GetDatum(after));
+	return ScanLog(sink, a->rels->events, a->rels->category, a->snapshot,
+				   keys, 2, a->high, max_count, &a->filter);
 }
 
 /* Check and return a max_count argument; NULL means no limit. */
@@ -561,16 +728,21 @@ read_all(PG_FUNCTION_ARGS)
 	int64		after = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
 	int64		max_count = MaxCount(fcinfo, 1);
 	EsReadRelations rels;
-	int64		high;
+	AllScanArgs args;
 
 	InitResult(fcinfo);
 	if (max_count == 0)
 		PG_RETURN_NULL();
 
-	OpenForRead(&rels, false, "read_all");
-	high = HighWaterMark(rels.events, rels.pkey, rels.gate);
-	if (high > after)
-		ScanAll(fcinfo, rels.events, rels.pkey, after, high, max_count);
+	OpenForRead(&rels, false);
+	args.rels = &rels;
+	args.high = HighWaterMark(rels.events, rels.pkey, rels.gate);
+	if (args.high > after)
+	{
+		args.snapshot = ReadSnapshot();
+		RunScan(fcinfo, &rels, args.snapshot, after, max_count, AllScan, &args);
+		UnregisterSnapshot(args.snapshot);
+	}
 	CloseForRead(&rels);
 	PG_RETURN_NULL();
 }
@@ -583,19 +755,17 @@ read_all(PG_FUNCTION_ARGS)
 Datum
 read_category(PG_FUNCTION_ARGS)
 {
-	text	   *category;
 	int64		after = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
 	int64		max_count = MaxCount(fcinfo, 2);
 	EsReadRelations rels;
-	ScanKeyData keys[2];
-	LogFilter	filter = {false, 0, 0};
-	int64		high;
+	CategoryScanArgs args;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("category must not be null")));
-	category = PG_GETARG_TEXT_PP(0);
+	args.category = PG_GETARG_TEXT_PP(0);
+	args.filter.by_member = false;
 
 	if (PG_ARGISNULL(3) != PG_ARGISNULL(4))
 		ereport(ERROR,
@@ -615,25 +785,24 @@ read_category(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("consumer_group_member must be between 0 and %d",
 							size - 1)));
-		filter.by_member = true;
-		filter.member = (uint32) member;
-		filter.size = (uint32) size;
+		args.filter.by_member = true;
+		args.filter.member = (uint32) member;
+		args.filter.size = (uint32) size;
 	}
 
 	InitResult(fcinfo);
 	if (max_count == 0)
 		PG_RETURN_NULL();
 
-	OpenForRead(&rels, true, "read_category");
-	high = HighWaterMark(rels.events, rels.pkey, rels.gate);
-	if (high > after)
+	OpenForRead(&rels, true);
+	args.rels = &rels;
+	args.high = HighWaterMark(rels.events, rels.pkey, rels.gate);
+	if (args.high > after)
 	{
-		ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
-					PointerGetDatum(category));
-		ScanKeyInit(&keys[1], 2, BTGreaterStrategyNumber, F_INT8GT,
-					Int64GetDatum(after));
-		ScanLog(fcinfo, rels.events, rels.category, keys, 2, high, max_count,
-				&filter);
+		args.snapshot = ReadSnapshot();
+		RunScan(fcinfo, &rels, args.snapshot, after, max_count, CategoryScan,
+				&args);
+		UnregisterSnapshot(args.snapshot);
 	}
 	CloseForRead(&rels);
 	PG_RETURN_NULL();
@@ -660,7 +829,7 @@ safe_position(PG_FUNCTION_ARGS)
 	Buffer		vmbuf = InvalidBuffer;
 	TupleDesc	desc;
 
-	OpenForRead(&rels, false, "safe_position");
+	OpenForRead(&rels, false);
 	high = HighWaterMark(rels.events, rels.pkey, rels.gate);
 	desc = RelationGetDescr(rels.events);
 	nblocks = RelationGetNumberOfBlocks(rels.events);

@@ -1,38 +1,132 @@
--- privileges: the extension works for roles that are not superusers.
+-- privileges: the extension works for roles that are not superusers, under
+-- the privilege model of the README: PUBLIC gets no access; a writer appends
+-- and reads; a reader only reads; a projection reads and saves checkpoints;
+-- none of them can change stored events or heads by any path.
 \i test/sql/helpers.inc
 
-CREATE ROLE es_test_writer LOGIN;
-CREATE ROLE es_test_reader LOGIN;
-CREATE ROLE es_test_nobody LOGIN;
-GRANT USAGE ON SCHEMA event_store TO es_test_writer, es_test_reader;
-GRANT SELECT ON event_store.events, event_store.streams TO es_test_writer, es_test_reader;
-GRANT EXECUTE ON FUNCTION event_store.append_event(text, bigint, text, jsonb, jsonb, uuid),
-	event_store.append_events(text, bigint, jsonb) TO es_test_writer;
+-- PUBLIC gets no access: no privilege on the schema, the tables or the
+-- sequence, and EXECUTE only on event_store.category(text), which reads
+-- nothing and which the category index calls on every insert.
+SELECT pg_describe_object(d.classid, d.objid, 0) AS object, a.privilege_type
+  FROM pg_depend d
+  JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'event_store'
+  CROSS JOIN LATERAL (
+	SELECT (aclexplode(COALESCE(p.proacl, acldefault('f'::"char", p.proowner)))).*
+	  FROM pg_proc p WHERE d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+	UNION ALL
+	SELECT (aclexplode(COALESCE(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner)))).*
+	  FROM pg_class c WHERE d.classid = 'pg_class'::regclass AND c.oid = d.objid) a
+ WHERE d.deptype = 'e' AND a.grantee = 0
+UNION ALL
+SELECT 'schema event_store', a.privilege_type
+  FROM pg_namespace n, aclexplode(COALESCE(n.nspacl, acldefault('n'::"char", n.nspowner))) a
+ WHERE n.nspname = 'event_store' AND a.grantee = 0;
 
--- A writer appends and reads, without any privilege on the tables beyond SELECT.
+CREATE ROLE es_test_writer;
+CREATE ROLE es_test_reader;
+CREATE ROLE es_test_projection;
+CREATE ROLE es_test_nobody;
+CREATE ROLE es_test_narrow;
+
+-- The grants of the README.
+GRANT USAGE ON SCHEMA event_store TO es_test_writer;
+GRANT SELECT ON event_store.events, event_store.streams TO es_test_writer;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA event_store TO es_test_writer;
+
+GRANT USAGE ON SCHEMA event_store TO es_test_reader;
+GRANT SELECT ON event_store.events, event_store.streams TO es_test_reader;
+GRANT EXECUTE ON FUNCTION
+	event_store.read_stream(text, bigint, bigint, boolean),
+	event_store.stream_version(text),
+	event_store.read_all(bigint, integer),
+	event_store.read_category(text, bigint, integer, integer, integer),
+	event_store.safe_position(),
+	event_store.category(text),
+	event_store.consumer_group_member(text, integer)
+	TO es_test_reader;
+
+GRANT es_test_reader TO es_test_projection;
+GRANT SELECT, INSERT, UPDATE ON event_store.checkpoints TO es_test_projection;
+GRANT EXECUTE ON FUNCTION event_store.save_checkpoint(text, bigint, boolean),
+	event_store.checkpoint(text) TO es_test_projection;
+
+-- A writer appends and reads.
 SET ROLE es_test_writer;
 SELECT event_store.append_event('pr-1', 0, 'Created', '{}');
 SELECT event_store.append_events('pr-1', 1, '[{"type": "Changed", "data": 1}]');
 SELECT version, event_type FROM event_store.read_stream('pr-1');
 SELECT event_store.stream_version('pr-1');
--- ... but cannot write the tables directly.
+SELECT stream_id, version FROM event_store.read_category('pr', 0);
+SELECT count(*) FROM event_store.read_all(0, NULL) WHERE stream_id = 'pr-1';
+
+-- ... but cannot change stored events or heads by any other path: direct
+-- DML, TRUNCATE, the position sequence, switching the guard triggers off,
+-- dropping them, or calling the trigger function.
 SELECT pg_temp.try($$INSERT INTO event_store.events (stream_id, version, event_id, event_type, data) VALUES ('pr-1', 3, gen_random_uuid(), 'X', '{}')$$);
+SELECT pg_temp.try($$UPDATE event_store.events SET data = '{}'$$);
+SELECT pg_temp.try($$DELETE FROM event_store.events$$);
+SELECT pg_temp.try($$TRUNCATE event_store.events$$);
+SELECT pg_temp.try($$INSERT INTO event_store.streams VALUES ('pr-9', 5)$$);
 SELECT pg_temp.try($$UPDATE event_store.streams SET version = 1$$);
+SELECT pg_temp.try($$DELETE FROM event_store.streams$$);
+SELECT pg_temp.try($$TRUNCATE event_store.streams$$);
+SELECT pg_temp.try($$SELECT setval('event_store.events_global_position_seq', 1)$$);
+SELECT pg_temp.try($$SELECT nextval('event_store.events_global_position_seq')$$);
+SELECT pg_temp.try($$ALTER TABLE event_store.events DISABLE TRIGGER events_append_only$$);
+SELECT pg_temp.try($$ALTER TABLE event_store.streams DISABLE TRIGGER ALL$$);
+SELECT pg_temp.try($$DROP TRIGGER events_append_only ON event_store.events$$);
+SELECT pg_temp.try($$ALTER TABLE event_store.events DISABLE ROW LEVEL SECURITY$$);
+SELECT pg_temp.try($$SELECT event_store.refuse_change()$$);
+SELECT pg_temp.try($$DROP EXTENSION event_store$$);
 RESET ROLE;
 
--- A reader reads, and cannot append.
+-- EXECUTE on the append function alone is enough to append.
+GRANT USAGE ON SCHEMA event_store TO es_test_narrow;
+GRANT EXECUTE ON FUNCTION event_store.append_event(text, bigint, text, jsonb, jsonb, uuid)
+	TO es_test_narrow;
+SET ROLE es_test_narrow;
+SELECT event_store.append_event('pr-1', 2, 'Narrow', '{}');
+SELECT pg_temp.try($$SELECT count(*) FROM event_store.events$$);
+RESET ROLE;
+
+-- A reader reads, and cannot append or save checkpoints.
 SET ROLE es_test_reader;
 SELECT count(*) FROM event_store.read_stream('pr-1');
+SELECT event_store.stream_version('pr-1');
+SELECT count(*) FROM event_store.read_all(0, NULL) WHERE stream_id = 'pr-1';
+SELECT pg_temp.try($$SELECT event_store.append_event('pr-1', 2, 'Changed', '{}')$$);
+SELECT pg_temp.try($$SELECT event_store.append_events('pr-1', 2, '[]')$$);
+SELECT pg_temp.try($$SELECT event_store.checkpoint('pr-projection')$$);
+SELECT pg_temp.try($$SELECT event_store.save_checkpoint('pr-projection', 1)$$);
+SELECT pg_temp.try($$TRUNCATE event_store.events$$);
+RESET ROLE;
+
+-- A projection reads and saves its checkpoint, and cannot append.
+SET ROLE es_test_projection;
+SELECT event_store.save_checkpoint('pr-projection', 2);
+SELECT event_store.checkpoint('pr-projection');
 SELECT pg_temp.try($$SELECT event_store.append_event('pr-1', 2, 'Changed', '{}')$$);
 RESET ROLE;
 
--- A role with no grant can do neither.
+-- A role with no grant (PUBLIC only) can do nothing at all.
 SET ROLE es_test_nobody;
 SELECT pg_temp.try($$SELECT event_store.stream_version('pr-1')$$);
 SELECT pg_temp.try($$SELECT event_store.append_event('pr-1', 2, 'Changed', '{}')$$);
+SELECT pg_temp.try($$SELECT * FROM event_store.read_all(0)$$);
+SELECT pg_temp.try($$SELECT count(*) FROM event_store.events$$);
 RESET ROLE;
+SELECT count(*) AS functions_nobody_can_execute
+  FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+	AND d.deptype = 'e' AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'event_store')
+ WHERE NOT has_function_privilege('es_test_nobody', p.oid, 'EXECUTE');
+SELECT count(*) AS functions_in_extension
+  FROM pg_depend WHERE classid = 'pg_proc'::regclass AND deptype = 'e'
+	AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'event_store');
 
+-- Nothing the writer tried moved anything.
 SELECT event_store.stream_version('pr-1');
+SELECT count(*) FROM event_store.events WHERE stream_id = 'pr-1';
 
-DROP OWNED BY es_test_writer, es_test_reader, es_test_nobody;
-DROP ROLE es_test_writer, es_test_reader, es_test_nobody;
+DELETE FROM event_store.checkpoints WHERE subscriber = 'pr-projection';
+DROP OWNED BY es_test_writer, es_test_reader, es_test_projection, es_test_nobody, es_test_narrow;
+DROP ROLE es_test_writer, es_test_reader, es_test_projection, es_test_nobody, es_test_narrow;

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# test/upgrade.sh: every released version upgrades, step by step with
+# ALTER EXTENSION event_store UPDATE, to the current one without losing or
+# changing an event, a head or a checkpoint, and ends with exactly the objects
+# a fresh install of the current version has.
+#
+# For each older version: install it in a new database, store events, heads
+# and a checkpoint with the functions that version has, then update one step
+# at a time along the path PostgreSQL reports, checking the data after every
+# step.  At the end, compare a description of every object of the extension
+# (definitions, columns, constraints, indexes, triggers, privileges, dump
+# settings) with a fresh install, and check that appends and reads go on at
+# the right versions and positions.
+#
+# Needs a running server (PGHOST, PGPORT, PGUSER) with the extension
+# installed.  Prints "ok" or the differences, and exits non-zero on failure.
+
+db=es_upgrade_new
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+es_test_start upgrade
+
+qd() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
+
+current=$(q -c "SELECT default_version FROM pg_available_extensions WHERE name = 'event_store'")
+mapfile -t older < <(q -c "SELECT version FROM pg_available_extension_versions
+                            WHERE name = 'event_store' AND version <> '$current'" | sort -V)
+
+# Everything that makes up the extension's interface, one line per fact.
+describe() {
+	qd "$1" "
+WITH members AS (
+	SELECT d.classid, d.objid
+	  FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid
+	 WHERE d.refclassid = 'pg_extension'::regclass AND x.extname = 'event_store'
+	   AND d.deptype = 'e'),
+rels AS (SELECT objid::regclass AS rel FROM members WHERE classid = 'pg_class'::regclass)
+SELECT 'member ' || pg_describe_object(classid, objid, 0) FROM members
+UNION ALL
+SELECT 'function ' || pg_get_functiondef(p.oid) || ' acl ' || COALESCE(p.proacl::text, 'default')
+  FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+UNION ALL
+SELECT format('relation %s kind %s options %s acl %s', c.oid::regclass, c.relkind,
+			  c.reloptions, COALESCE(c.relacl::text, 'default'))
+  FROM pg_class c JOIN rels ON rels.rel = c.oid
+UNION ALL
+SELECT format('column %s.%s %s %s collate %s default %s', a.attrelid::regclass, a.attname,
+			  format_type(a.atttypid, a.atttypmod), CASE WHEN a.attnotnull THEN 'not null' END,
+			  a.attcollation, pg_get_expr(ad.adbin, ad.adrelid))
+  FROM pg_attribute a JOIN rels ON rels.rel = a.attrelid
+  LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+ WHERE a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT format('column of type %s: %s %s', t.oid::regtype, a.attname, format_type(a.atttypid, a.atttypmod))
+  FROM pg_type t JOIN members m ON m.classid = 'pg_type'::regclass AND m.objid = t.oid
+  JOIN pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0
+UNION ALL
+SELECT format('constraint %s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid))
+  FROM pg_constraint WHERE conrelid IN (SELECT rel FROM rels)
+UNION ALL
+SELECT 'index ' || pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid IN (SELECT rel FROM rels)
+UNION ALL
+SELECT 'trigger ' || pg_get_triggerdef(oid) FROM pg_trigger
+ WHERE tgrelid IN (SELECT rel FROM rels) AND NOT tgisinternal
+UNION ALL
+SELECT format('sequence %s %s %s %s %s %s %s', seqrelid::regclass, seqtypid::regtype, seqstart,
+			  seqincrement, seqmax, seqcache, seqcycle)
+  FROM pg_sequence WHERE seqrelid IN (SELECT rel FROM rels)
+UNION ALL
+SELECT format('dumped %s where %L', cfg::regclass, cond)
+  FROM pg_extension x, unnest(x.extconfig, x.extcondition) AS u(cfg, cond)
+ WHERE x.extname = 'event_store'
+UNION ALL
+SELECT format('initial privileges %s %s', pg_describe_object(i.classoid, i.objoid, i.objsubid), i.initprivs)
+  FROM pg_init_privs i JOIN members m ON m.classid = i.classoid AND m.objid = i.objoid
+UNION ALL
+SELECT format('schema %s acl %s', n.nspname, COALESCE(n.nspacl::text, 'default'))
+  FROM pg_namespace n WHERE n.nspname = 'event_store'
+ORDER BY 1" | sed "s/$(qd "$1" "SELECT current_user")/OWNER/g"
+}
+
+# Stored data, as a few checksums.
+snapshot() {
+	qd "$1" "SELECT md5(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', global_position, stream_id,
+	          version, event_id, event_type, data, metadata, created_at), ',' ORDER BY global_position))
+	          FROM event_store.events"
+	qd "$1" "SELECT md5(string_agg(stream_id || '=' || version, ',' ORDER BY stream_id)) FROM event_store.streams"
+	qd "$1" "SELECT md5(string_agg(subscriber || '=' || position, ',' ORDER BY subscriber)) FROM event_store.checkpoints"
+	qd "$1" "SELECT last_value FROM event_store.events_global_position_seq"
+}
+
+fail=0
+fresh=$(describe "$db")
+if [ ${#older[@]} -eq 0 ]; then
+	echo "no older version of event_store to upgrade from"
+	exit 1
+fi
+
+for from in "${older[@]}"; do
+	old=es_upgrade_from_${from//./_}
+	dropdb --if-exists "$old" 2>/dev/null
+	createdb "$old"
+	qd "$old" "CREATE EXTENSION event_store VERSION '$from'"
+
+	# Data written with the old version's functions.
+	qd "$old" "SELECT count(event_store.append_event('up-' || (i % 5), NULL, 'E', to_jsonb(i),
+	             jsonb_build_object('i', i))) FROM generate_series(1, 300) i" >/dev/null
+	qd "$old" "SELECT event_store.append_events('up-batch', 0,
+	             (SELECT jsonb_agg(jsonb_build_object('type', 'B', 'data', i)) FROM generate_series(1, 40) i))" >/dev/null
+	qd "$old" "SELECT event_store.save_checkpoint('projector', 77)" >/dev/null
+	before=$(snapshot "$old")
+
+	path=$(q -c "SELECT path FROM pg_extension_update_paths('event_store')
+	              WHERE source = '$from' AND target = '$current'")
+	if [ -z "$path" ]; then
+		echo "no update path from $from to $current"
+		fail=1
+		continue
+	fi
+	IFS=- read -r -a steps <<<"${path//--/-}"
+	for step in "${steps[@]:1}"; do
+		qd "$old" "ALTER EXTENSION event_store UPDATE TO '$step'"
+		got=$(qd "$old" "SELECT extversion FROM pg_extension WHERE extname = 'event_store'")
+		if [ "$got" != "$step" ]; then
+			echo "$from: after UPDATE TO '$step' the extension is at '$got'"
+			fail=1
+		fi
+		if [ "$(snapshot "$old")" != "$before" ]; then
+			echo "$from: events, heads, checkpoints or the position changed on the update to $step"
+			fail=1
+		fi
+	done
+
+	# Same objects as a fresh install of the current version.
+	if ! diff <(describe "$old") <(echo "$fresh") >"$work/diff"; then
+		echo "$from upgraded to $current differs from a fresh install (< upgraded, > fresh):"
+		cat "$work/diff"
+		fail=1
+	fi
+
+	# Appends and reads go on where the old version left off.
+	v=$(qd "$old" "SELECT event_store.append_event('up-1', 60, 'After', '1')")
+	if [ "$v" != 61 ]; then
+		echo "$from: after the update, append to up-1 at 60 returned $v (expected 61)"
+		fail=1
+	fi
+	stale=$(psql -X -q -At -d "$old" -c "SELECT event_store.append_event('up-batch', 39, 'X', '1')" 2>&1 || true)
+	case "$stale" in
+	*"wrong expected version"*) ;;
+	*) echo "$from: after the update, a stale append was not rejected: $stale"; fail=1 ;;
+	esac
+	all=$(qd "$old" "SELECT count(*), bool_and(global_position > prev), max(global_position) =
+	                   (SELECT max(global_position) FROM event_store.events)
+	                   FROM (SELECT global_position, lag(global_position, 1, 0::bigint)
+	                          OVER (ORDER BY global_position) AS prev
+	                          FROM event_store.read_all(0, NULL)) r")
+	if [ "$all" != "341|t|t" ]; then
+		echo "$from: after the update, read_all gave count|ascending|complete = $all (expected 341|t|t)"
+		fail=1
+	fi
+	dropdb "$old"
+done
+
+dropdb "$db"
+[ "$fail" -eq 0 ] && echo ok
+exit "$fail"
