@@ -570,16 +570,14 @@ ScanAll(LogSink *sink, Relation events, Relation pkey, Snapshot snapshot,
  * Read back the events at the collected positions through a SELECT run with
  * the caller's rights and the snapshot S, so that row-level security policies
  * decide which of them the caller gets, and put at most max_count of them
- * into the function's result.  Returns how many it put there.
+ * into the function's result.  Returns how many it put there.  The caller
+ * has connected to SPI and prepared the plan.
  */
 static int64
-FilterByPolicies(LogSink *sink, Relation events, Snapshot snapshot,
+FilterByPolicies(LogSink *sink, SPIPlanPtr plan, Snapshot snapshot,
 				 int64 max_count)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) sink->fcinfo->resultinfo;
-	char	   *query;
-	SPIPlanPtr	plan;
-	Oid			argtypes[1] = {INT8ARRAYOID};
 	Datum		args[1];
 	ArrayType  *array;
 	int			ret;
@@ -592,32 +590,17 @@ FilterByPolicies(LogSink *sink, Relation events, Snapshot snapshot,
 							INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
 							TYPALIGN_DOUBLE);
 	args[0] = PointerGetDatum(array);
-	query = psprintf("SELECT e.global_position, e.stream_id, e.version, e.event_id,"
-					 " e.event_type, e.data, e.metadata, e.created_at"
-					 " FROM %s e"
-					 " WHERE e.global_position OPERATOR(pg_catalog.=) ANY ($1)"
-					 " ORDER BY e.global_position",
-					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(events)),
-												RelationGetRelationName(events)));
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	plan = SPI_prepare(query, 1, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	ret = SPI_execute_snapshot(plan, args, NULL, snapshot, InvalidSnapshot,
 							   true, false,
-							   max_count < PG_INT64_MAX ? max_count : 0);
+							   max_count < sink->npositions ? max_count : 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_snapshot failed: %s", SPI_result_code_string(ret));
 
 	n = SPI_processed;
 	for (uint64 i = 0; i < n; i++)
 		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
-	SPI_finish();
-
+	SPI_freetuptable(SPI_tuptable);
 	pfree(array);
-	pfree(query);
 	sink->npositions = 0;
 	return (int64) n;
 }
@@ -628,6 +611,8 @@ FilterByPolicies(LogSink *sink, Relation events, Snapshot snapshot,
  * With it, the scan runs in chunks of positions, each read back through the
  * policies, until max_count events got through or a chunk came back short,
  * which means the scan stopped (end, high-water mark, or an unsettled event).
+ * The chunks are large, so that a tenant whose events are few among many
+ * pays one read-back per few thousand positions it passes.
  */
 typedef ScanResult (*ScanFunc) (LogSink *sink, int64 after, int64 max_count,
 								void *arg);
@@ -638,6 +623,9 @@ RunScan(FunctionCallInfo fcinfo, EsReadRelations *rels, Snapshot snapshot,
 {
 	LogSink		sink = {fcinfo, false, NULL, 0};
 	int64		returned = 0;
+	Oid			argtypes[1] = {INT8ARRAYOID};
+	char	   *query;
+	SPIPlanPtr	plan;
 
 	if (!rels->rls)
 	{
@@ -645,20 +633,39 @@ RunScan(FunctionCallInfo fcinfo, EsReadRelations *rels, Snapshot snapshot,
 		return;
 	}
 
+	query = psprintf("SELECT e.global_position, e.stream_id, e.version, e.event_id,"
+					 " e.event_type, e.data, e.metadata, e.created_at"
+					 " FROM %s e"
+					 " WHERE e.global_position OPERATOR(pg_catalog.=) ANY ($1)"
+					 " ORDER BY e.global_position",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rels->events)),
+												RelationGetRelationName(rels->events)));
 	sink.positions_only = true;
 	sink.positions = palloc(sizeof(Datum) * POLICY_CHUNK);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare(query, 1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+
 	while (returned < max_count)
 	{
-		int64		chunk = Min(Max(max_count - returned, 64), POLICY_CHUNK);
+		int64		chunk = Min(Max(max_count - returned, POLICY_CHUNK / 4),
+								POLICY_CHUNK);
 		ScanResult	result = scanfn(&sink, after, chunk, arg);
 
-		returned += FilterByPolicies(&sink, rels->events, snapshot,
+		returned += FilterByPolicies(&sink, plan, snapshot,
 									 max_count - returned);
 		if (result.accepted < chunk)
 			break;
 		after = result.last;
 	}
+
+	SPI_freeplan(plan);
+	SPI_finish();
 	pfree(sink.positions);
+	pfree(query);
 }
 
 /* read_all's scan, for RunScan. */

@@ -8,8 +8,9 @@
 # and a checkpoint with the functions that version has, then update one step
 # at a time along the path PostgreSQL reports, checking the data after every
 # step.  At the end, compare a description of every object of the extension
-# (definitions, columns, constraints, indexes, triggers, privileges, dump
-# settings) with a fresh install, and check that appends and reads go on at
+# (definitions, columns in order, constraints, indexes, triggers and whether
+# they are enabled, row-level security, sequence settings and ownership,
+# privileges, dump settings) with a fresh install, and check that appends and reads go on at
 # the right versions and positions.
 #
 # Needs a running server (PGHOST, PGPORT, PGUSER) with the extension
@@ -39,31 +40,44 @@ UNION ALL
 SELECT 'function ' || pg_get_functiondef(p.oid) || ' acl ' || COALESCE(p.proacl::text, 'default')
   FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
 UNION ALL
-SELECT format('relation %s kind %s options %s acl %s', c.oid::regclass, c.relkind,
-			  c.reloptions, COALESCE(c.relacl::text, 'default'))
+SELECT format('relation %s kind %s persistence %s options %s row security %s forced %s acl %s',
+			  c.oid::regclass, c.relkind, c.relpersistence, c.reloptions, c.relrowsecurity,
+			  c.relforcerowsecurity, COALESCE(c.relacl::text, 'default'))
   FROM pg_class c JOIN rels ON rels.rel = c.oid
 UNION ALL
-SELECT format('column %s.%s %s %s collate %s default %s', a.attrelid::regclass, a.attname,
+SELECT format('column %s.%s %s %s %s collate %s default %s', a.attrelid::regclass, a.attnum, a.attname,
 			  format_type(a.atttypid, a.atttypmod), CASE WHEN a.attnotnull THEN 'not null' END,
 			  a.attcollation, pg_get_expr(ad.adbin, ad.adrelid))
   FROM pg_attribute a JOIN rels ON rels.rel = a.attrelid
   LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
  WHERE a.attnum > 0 AND NOT a.attisdropped
 UNION ALL
-SELECT format('column of type %s: %s %s', t.oid::regtype, a.attname, format_type(a.atttypid, a.atttypmod))
+SELECT format('column of type %s: %s %s %s', t.oid::regtype, a.attnum, a.attname,
+			  format_type(a.atttypid, a.atttypmod))
   FROM pg_type t JOIN members m ON m.classid = 'pg_type'::regclass AND m.objid = t.oid
   JOIN pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0
+UNION ALL
+SELECT format('type %s owner %s acl %s', t.oid::regtype, t.typowner::regrole,
+			  COALESCE(t.typacl::text, 'default'))
+  FROM pg_type t JOIN members m ON m.classid = 'pg_type'::regclass AND m.objid = t.oid
+UNION ALL
+SELECT format('policy %s.%s %s %s %s %s', schemaname, tablename, policyname, cmd, roles, qual)
+  FROM pg_policies WHERE schemaname = 'event_store'
+UNION ALL
+SELECT format('owned by %s: %s', d.objid::regclass, pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid))
+  FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid IN (SELECT rel FROM rels)
+   AND d.deptype = 'a' AND d.refobjsubid <> 0
 UNION ALL
 SELECT format('constraint %s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid))
   FROM pg_constraint WHERE conrelid IN (SELECT rel FROM rels)
 UNION ALL
 SELECT 'index ' || pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid IN (SELECT rel FROM rels)
 UNION ALL
-SELECT 'trigger ' || pg_get_triggerdef(oid) FROM pg_trigger
+SELECT 'trigger ' || pg_get_triggerdef(oid) || ' enabled ' || tgenabled::text FROM pg_trigger
  WHERE tgrelid IN (SELECT rel FROM rels) AND NOT tgisinternal
 UNION ALL
-SELECT format('sequence %s %s %s %s %s %s %s', seqrelid::regclass, seqtypid::regtype, seqstart,
-			  seqincrement, seqmax, seqcache, seqcycle)
+SELECT format('sequence %s %s %s %s %s %s %s %s', seqrelid::regclass, seqtypid::regtype, seqstart,
+			  seqincrement, seqmin, seqmax, seqcache, seqcycle)
   FROM pg_sequence WHERE seqrelid IN (SELECT rel FROM rels)
 UNION ALL
 SELECT format('dumped %s where %L', cfg::regclass, cond)
@@ -75,7 +89,7 @@ SELECT format('initial privileges %s %s', pg_describe_object(i.classoid, i.objoi
 UNION ALL
 SELECT format('schema %s acl %s', n.nspname, COALESCE(n.nspacl::text, 'default'))
   FROM pg_namespace n WHERE n.nspname = 'event_store'
-ORDER BY 1" | sed "s/$(qd "$1" "SELECT current_user")/OWNER/g"
+ORDER BY 1"
 }
 
 # Stored data, as a few checksums.
@@ -116,8 +130,8 @@ for from in "${older[@]}"; do
 		fail=1
 		continue
 	fi
-	IFS=- read -r -a steps <<<"${path//--/-}"
-	for step in "${steps[@]:1}"; do
+	mapfile -t steps < <(awk -F'--' '{ for (i = 2; i <= NF; i++) print $i }' <<<"$path")
+	for step in "${steps[@]}"; do
 		qd "$old" "ALTER EXTENSION event_store UPDATE TO '$step'"
 		got=$(qd "$old" "SELECT extversion FROM pg_extension WHERE extname = 'event_store'")
 		if [ "$got" != "$step" ]; then

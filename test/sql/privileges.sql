@@ -6,7 +6,8 @@
 
 -- PUBLIC gets no access: no privilege on the schema, the tables or the
 -- sequence, and EXECUTE only on event_store.category(text), which reads
--- nothing and which the category index calls on every insert.
+-- nothing and which the category index calls on every insert.  The row type
+-- keeps PostgreSQL's default USAGE, which reaches no data.
 SELECT pg_describe_object(d.classid, d.objid, 0) AS object, a.privilege_type
   FROM pg_depend d
   JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'event_store'
@@ -20,7 +21,13 @@ SELECT pg_describe_object(d.classid, d.objid, 0) AS object, a.privilege_type
 UNION ALL
 SELECT 'schema event_store', a.privilege_type
   FROM pg_namespace n, aclexplode(COALESCE(n.nspacl, acldefault('n'::"char", n.nspowner))) a
- WHERE n.nspname = 'event_store' AND a.grantee = 0;
+ WHERE n.nspname = 'event_store' AND a.grantee = 0
+UNION ALL
+SELECT format_type(t.oid, NULL), a.privilege_type
+  FROM pg_type t, aclexplode(COALESCE(t.typacl, acldefault('T'::"char", t.typowner))) a
+ WHERE t.typnamespace = 'event_store'::regnamespace AND t.typtype = 'c'
+   AND t.typrelid IN (SELECT oid FROM pg_class WHERE relkind = 'c') AND a.grantee = 0
+ORDER BY 1;
 
 CREATE ROLE es_test_writer;
 CREATE ROLE es_test_reader;
@@ -98,7 +105,14 @@ SELECT pg_temp.try($$SELECT event_store.append_event('pr-1', 2, 'Changed', '{}')
 SELECT pg_temp.try($$SELECT event_store.append_events('pr-1', 2, '[]')$$);
 SELECT pg_temp.try($$SELECT event_store.checkpoint('pr-projection')$$);
 SELECT pg_temp.try($$SELECT event_store.save_checkpoint('pr-projection', 1)$$);
+SELECT pg_temp.try($$INSERT INTO event_store.events (stream_id, version, event_id, event_type, data) VALUES ('pr-1', 3, gen_random_uuid(), 'X', '{}')$$);
+SELECT pg_temp.try($$UPDATE event_store.events SET data = '{}'$$);
+SELECT pg_temp.try($$DELETE FROM event_store.events$$);
 SELECT pg_temp.try($$TRUNCATE event_store.events$$);
+SELECT pg_temp.try($$UPDATE event_store.streams SET version = 1$$);
+SELECT pg_temp.try($$SELECT setval('event_store.events_global_position_seq', 1)$$);
+SELECT pg_temp.try($$ALTER TABLE event_store.events DISABLE TRIGGER ALL$$);
+SELECT pg_temp.try($$SELECT event_store.refuse_change()$$);
 RESET ROLE;
 
 -- A projection reads and saves its checkpoint, and cannot append.

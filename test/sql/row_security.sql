@@ -1,6 +1,7 @@
 -- row_security: row-level security on the events table is honoured by every
 -- read function: a tenant sees only its own streams, in read_stream,
--- read_all (paged or not) and read_category (with consumer groups).
+-- read_all (paged or not) and read_category (with consumer groups), and,
+-- with a policy on the heads table too, stream_version.
 \i test/sql/helpers.inc
 
 CREATE ROLE es_rls_a;
@@ -27,8 +28,15 @@ CREATE POLICY tenant ON event_store.events FOR SELECT TO es_rls_a, es_rls_b
 	USING (event_store.category(stream_id) =
 		   CASE current_user WHEN 'es_rls_a' THEN 'rlsa' WHEN 'es_rls_b' THEN 'rlsb' END);
 
+ALTER TABLE event_store.streams ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON event_store.streams FOR SELECT TO es_rls_a, es_rls_b
+	USING (event_store.category(stream_id) =
+		   CASE current_user WHEN 'es_rls_a' THEN 'rlsa' WHEN 'es_rls_b' THEN 'rlsb' END);
+
 SET ROLE es_rls_a;
 -- Only a's streams, in order, from every read function.
+SELECT event_store.stream_version('rlsa-1') AS own_version,
+	   event_store.stream_version('rlsb-1') AS others_version;
 SELECT stream_id, version, event_type FROM event_store.read_stream('rlsa-1');
 SELECT count(*) AS b_in_read_stream FROM event_store.read_stream('rlsb-1');
 SELECT stream_id, version, event_type FROM event_store.read_all(0);
@@ -85,6 +93,8 @@ SELECT count(*) AS owner_reads FROM event_store.read_all(0, NULL)
  WHERE stream_id LIKE 'rls%';
 
 DROP POLICY tenant ON event_store.events;
+DROP POLICY tenant ON event_store.streams;
 ALTER TABLE event_store.events DISABLE ROW LEVEL SECURITY;
+ALTER TABLE event_store.streams DISABLE ROW LEVEL SECURITY;
 DROP OWNED BY es_rls_a, es_rls_b;
 DROP ROLE es_rls_a, es_rls_b;
