@@ -23,7 +23,7 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
 # One regression file per feature, one isolation spec per concurrency story.
 REGRESS = append_event append_events idempotency read_stream stream_version \
-	bad_input append_only privileges table_changes global_log checkpoints \
+	bad_input large_events append_only privileges table_changes global_log checkpoints \
 	fuzz security row_security
 REGRESS_OPTS = --inputdir=test --outputdir=test/results_regress
 

@@ -19,6 +19,7 @@
 #   BENCH_WORKLOADS  any of: own hot rta batch notify replay readall size
 #                    memory growth (default: all)
 #   BENCH_GROWTH_EVENTS  events stored before the growth run (default 10000000)
+#   BENCH_SERVER_OPTS    extra server options, e.g. "-c jit_above_cost=0"
 
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
@@ -39,7 +40,8 @@ command -v gnuplot >/dev/null || {
 }
 
 ES_FSYNC=on es_setup -c shared_buffers=1GB -c max_wal_size=8GB \
-	-c checkpoint_timeout=30min -c max_connections=100 -c work_mem=4MB
+	-c checkpoint_timeout=30min -c max_connections=100 -c work_mem=4MB \
+	${BENCH_SERVER_OPTS:-}
 createdb "$DB"
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f "$BENCH/setup.sql"
 

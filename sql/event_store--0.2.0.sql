@@ -131,7 +131,11 @@ END;
  * query: the replay is then an ordinary index scan that streams its rows,
  * obeys the caller's LIMIT and honours row-level security.  For that it must
  * stay non-strict, non-volatile and without SET clauses.  Exactly one of the
- * two branches returns rows.
+ * two branches returns rows: the direction only moves the bounds of each
+ * branch's range of versions, so that the other branch becomes an index scan
+ * of an empty range.  (A boolean filter there would leave a one-time filter
+ * in the plan, whose evaluation, once a plan is costly enough for JIT,
+ * compiles code on every call.)
  */
 CREATE FUNCTION event_store.read_stream(
 	stream_id text,
@@ -147,7 +151,9 @@ BEGIN ATOMIC
 	  WHERE e.stream_id OPERATOR(pg_catalog.=) read_stream.stream_id
 		AND e.version OPERATOR(pg_catalog.>=)
 			COALESCE(read_stream.from_version, 1::bigint)
-		AND NOT COALESCE(read_stream.backward, false)
+		AND e.version OPERATOR(pg_catalog.<=)
+			CASE WHEN COALESCE(read_stream.backward, false) THEN 0::bigint
+				 ELSE 9223372036854775807::bigint END
 	  ORDER BY e.version
 	  LIMIT read_stream.max_count)
 	UNION ALL
@@ -156,9 +162,10 @@ BEGIN ATOMIC
 	   FROM event_store.events e
 	  WHERE e.stream_id OPERATOR(pg_catalog.=) read_stream.stream_id
 		AND e.version OPERATOR(pg_catalog.<=)
-			COALESCE(read_stream.from_version,
-								9223372036854775807::bigint)
-		AND COALESCE(read_stream.backward, false)
+			CASE WHEN COALESCE(read_stream.backward, false)
+				 THEN COALESCE(read_stream.from_version,
+							   9223372036854775807::bigint)
+				 ELSE 0::bigint END
 	  ORDER BY e.version DESC
 	  LIMIT read_stream.max_count);
 END;

@@ -54,6 +54,65 @@ SELECT t.label, pg_temp.try(t.sql)
 	('bad element last',    $$SELECT event_store.append_events('bi-1', NULL, '[{"type": "T", "data": 1}, {"type": "T", "data": 2}, {"type": "T"}]')$$)
   ) AS t(label, sql);
 
+-- The read and helper functions: each call returns its first value, or its
+-- SQLSTATE and message.  Reads of nothing return nothing, never an error;
+-- impossible arguments get a specific SQLSTATE.
+CREATE FUNCTION pg_temp.first(sql text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	v text;
+BEGIN
+	EXECUTE sql INTO v;
+	RETURN COALESCE(v, 'NULL');
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+SELECT t.label, pg_temp.first(t.sql)
+  FROM (VALUES
+	('read_stream null id',          $$SELECT count(*) FROM event_store.read_stream(NULL)$$),
+	('read_stream empty id',         $$SELECT count(*) FROM event_store.read_stream('')$$),
+	('read_stream 100k-byte id',     $$SELECT count(*) FROM event_store.read_stream(repeat('s', 100000))$$),
+	('read_stream injection id',     $$SELECT count(*) FROM event_store.read_stream($q$bi-1'); DELETE FROM event_store.events; --$q$)$$),
+	('read_stream control chars',    $$SELECT count(*) FROM event_store.read_stream(E'bi-1\x01\x7f')$$),
+	('read_stream from -1',          $$SELECT count(*) FROM event_store.read_stream('bi-1', -1)$$),
+	('read_stream from max bigint',  $$SELECT count(*) FROM event_store.read_stream('bi-1', 9223372036854775807)$$),
+	('read_stream from min bigint backward', $$SELECT count(*) FROM event_store.read_stream('bi-1', -9223372036854775808, NULL, true)$$),
+	('read_stream max_count max',    $$SELECT count(*) FROM event_store.read_stream('bi-1', NULL, 9223372036854775807)$$),
+	('read_stream max_count -1',     $$SELECT count(*) FROM event_store.read_stream('bi-1', NULL, -1)$$),
+	('stream_version null',          $$SELECT event_store.stream_version(NULL)$$),
+	('stream_version empty',         $$SELECT event_store.stream_version('')$$),
+	('stream_version 100k bytes',    $$SELECT event_store.stream_version(repeat('s', 100000))$$),
+	('read_all after -1',            $$SELECT count(*) > 0 FROM event_store.read_all(-1, 1)$$),
+	('read_all after min bigint',    $$SELECT count(*) > 0 FROM event_store.read_all(-9223372036854775808, 1)$$),
+	('read_all after max bigint',    $$SELECT count(*) FROM event_store.read_all(9223372036854775807)$$),
+	('read_all max_count max int',   $$SELECT count(*) > 0 FROM event_store.read_all(0, 2147483647)$$),
+	('read_all max_count -1',        $$SELECT count(*) FROM event_store.read_all(0, -1)$$),
+	('read_all max_count min int',   $$SELECT count(*) FROM event_store.read_all(0, -2147483648)$$),
+	('read_category empty',          $$SELECT count(*) FROM event_store.read_category('')$$),
+	('read_category 100k bytes',     $$SELECT count(*) FROM event_store.read_category(repeat('c', 100000))$$),
+	('read_category injection',      $$SELECT count(*) FROM event_store.read_category($q$bi'; DROP TABLE event_store.events; --$q$)$$),
+	('read_category null',           $$SELECT count(*) FROM event_store.read_category(NULL)$$),
+	('read_category member max int', $$SELECT count(*) FROM event_store.read_category('bi', 0, 10, 2147483647, 2147483647)$$),
+	('read_category size max int',   $$SELECT count(*) FROM event_store.read_category('bi', 0, 10, 2147483646, 2147483647)$$),
+	('category null',                $$SELECT event_store.category(NULL)$$),
+	('category empty',               $$SELECT quote_literal(event_store.category(''))$$),
+	('category leading dash',        $$SELECT quote_literal(event_store.category('-x'))$$),
+	('category unicode',             $$SELECT event_store.category(E'\u00e9\U0001F600-1')$$),
+	('group member null id',         $$SELECT event_store.consumer_group_member(NULL, 2)$$),
+	('group member null size',       $$SELECT event_store.consumer_group_member('x', NULL)$$),
+	('group member size -1',         $$SELECT event_store.consumer_group_member('x', -1)$$),
+	('group member size max int',    $$SELECT event_store.consumer_group_member('x', 2147483647) BETWEEN 0 AND 2147483646$$),
+	('save_checkpoint null',         $$SELECT event_store.save_checkpoint(NULL, 1)$$),
+	('save_checkpoint null position', $$SELECT event_store.save_checkpoint('bi', NULL)$$),
+	('save_checkpoint negative',     $$SELECT event_store.save_checkpoint('bi', -1)$$),
+	('save_checkpoint max bigint',   $$SELECT event_store.save_checkpoint(E'bi-\u00e9\t', 9223372036854775807)$$),
+	('checkpoint null',              $$SELECT event_store.checkpoint(NULL)$$),
+	('checkpoint unknown',           $$SELECT event_store.checkpoint('bi-unknown')$$),
+	('checkpoint unusual text',      $$SELECT event_store.checkpoint(E'bi-\u00e9\t')$$),
+	('safe_position',                $$SELECT event_store.safe_position() > 0$$)
+  ) AS t(label, sql);
+DELETE FROM event_store.checkpoints WHERE subscriber LIKE 'bi%';
+
 -- Nothing was written by any of them.
 SELECT count(*) - :events_before AS new_events FROM event_store.events;
 SELECT count(*) - :heads_before AS new_heads FROM event_store.streams;
