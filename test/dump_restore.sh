@@ -6,7 +6,7 @@
 # installed; creates and drops its own databases.  Prints "ok" or the
 # differences, and exits non-zero on failure.
 
-set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 src=es_dump_src
 dst=es_dump_dst
 dump=$(mktemp /tmp/es_dump.XXXXXX)
@@ -24,23 +24,15 @@ q "$src" "SELECT event_store.save_checkpoint('projector', 123)" >/dev/null
 q "$src" "SELECT event_store.append_events('batch', 0,
              (SELECT jsonb_agg(jsonb_build_object('type', 'B', 'data', i)) FROM generate_series(1, 50) i))" >/dev/null
 
-snapshot() {
-	q "$1" "SELECT md5(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', global_position, stream_id,
-	          version, event_id, event_type, data, metadata, created_at), ',' ORDER BY global_position))
-	          FROM event_store.events"
-	q "$1" "SELECT md5(string_agg(stream_id || '=' || version, ',' ORDER BY stream_id)) FROM event_store.streams"
-	q "$1" "SELECT event_store.checkpoint('projector')"
-}
-
 pg_dump -Fc -f "$dump" "$src"
 createdb "$dst"
 pg_restore -d "$dst" "$dump"
 
-before=$(snapshot "$src")
-after=$(snapshot "$dst")
+before=$(es_data_checksums "$src")
+after=$(es_data_checksums "$dst")
 fail=0
 if [ "$before" != "$after" ]; then
-	echo "restored events or heads differ"
+	echo "restored events, heads, checkpoints or position sequence differ"
 	fail=1
 fi
 

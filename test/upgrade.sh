@@ -92,16 +92,6 @@ SELECT format('schema %s acl %s', n.nspname, COALESCE(n.nspacl::text, 'default')
 ORDER BY 1"
 }
 
-# Stored data, as a few checksums.
-snapshot() {
-	qd "$1" "SELECT md5(string_agg(format('%s|%s|%s|%s|%s|%s|%s|%s', global_position, stream_id,
-	          version, event_id, event_type, data, metadata, created_at), ',' ORDER BY global_position))
-	          FROM event_store.events"
-	qd "$1" "SELECT md5(string_agg(stream_id || '=' || version, ',' ORDER BY stream_id)) FROM event_store.streams"
-	qd "$1" "SELECT md5(string_agg(subscriber || '=' || position, ',' ORDER BY subscriber)) FROM event_store.checkpoints"
-	qd "$1" "SELECT last_value FROM event_store.events_global_position_seq"
-}
-
 fail=0
 fresh=$(describe "$db")
 if [ ${#older[@]} -eq 0 ]; then
@@ -121,7 +111,7 @@ for from in "${older[@]}"; do
 	qd "$old" "SELECT event_store.append_events('up-batch', 0,
 	             (SELECT jsonb_agg(jsonb_build_object('type', 'B', 'data', i)) FROM generate_series(1, 40) i))" >/dev/null
 	qd "$old" "SELECT event_store.save_checkpoint('projector', 77)" >/dev/null
-	before=$(snapshot "$old")
+	before=$(es_data_checksums "$old")
 
 	path=$(q -c "SELECT path FROM pg_extension_update_paths('event_store')
 	              WHERE source = '$from' AND target = '$current'")
@@ -138,7 +128,7 @@ for from in "${older[@]}"; do
 			echo "$from: after UPDATE TO '$step' the extension is at '$got'"
 			fail=1
 		fi
-		if [ "$(snapshot "$old")" != "$before" ]; then
+		if [ "$(es_data_checksums "$old")" != "$before" ]; then
 			echo "$from: events, heads, checkpoints or the position changed on the update to $step"
 			fail=1
 		fi
