@@ -14,7 +14,9 @@ OBJS = \
 	src/catalog.o \
 	src/event_input.o \
 	src/event_store.o \
+	src/gate.o \
 	src/global_log.o \
+	src/heads.o \
 	src/guard.o \
 	src/storage.o
 
@@ -31,7 +33,8 @@ ISOLATION = alice_and_bob same_field wait_behind_open_transaction \
 	create_same_stream idempotent_retry_race batch_conflict_midway \
 	different_streams advisory_keys lock_waits reinstall snapshot_isolation \
 	read_all_slow_writer read_all_position_window read_all_open_reader \
-	consumer_group notify read_all_row_security
+	consumer_group notify read_all_row_security no_stall_unique_index \
+	no_stall_event_id
 ISOLATION_OPTS = --inputdir=test --outputdir=test/results_isolation
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers

@@ -12,11 +12,26 @@
  * read_stream expresses its direction as bounds of the version range instead
  * of a boolean filter, which kept a one-time filter in the plan that JIT
  * compiled on every call once the plan's cost passed jit_above_cost.
+ *
+ * stream_version becomes a C function (one index probe instead of a query
+ * planned on every call); lock_all_streams is new; the guard triggers fire
+ * ALWAYS, also under session_replication_role = replica.
  */
 
 \echo Use "ALTER EXTENSION event_store UPDATE TO '0.2.0'" to load this file. \quit
 
+CREATE OR REPLACE FUNCTION event_store.stream_version(stream_id text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'stream_version'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION event_store.lock_all_streams()
+RETURNS void
+AS 'MODULE_PATHNAME', 'lock_all_streams'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 REVOKE ALL ON FUNCTION
+	event_store.lock_all_streams(),
 	event_store.stream_version(text),
 	event_store.read_stream(text, bigint, bigint, boolean),
 	event_store.read_all(bigint, integer),
@@ -60,3 +75,6 @@ BEGIN ATOMIC
 	  ORDER BY e.version DESC
 	  LIMIT read_stream.max_count);
 END;
+
+ALTER TABLE event_store.events ENABLE ALWAYS TRIGGER events_append_only;
+ALTER TABLE event_store.streams ENABLE ALWAYS TRIGGER streams_forward_only;

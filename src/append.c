@@ -14,6 +14,9 @@
  *	   derived from the stream id (below).  It is held until the transaction
  *	   ends, so it waits like any heavyweight lock: lock_timeout and
  *	   statement_timeout interrupt it, and the deadlock detector sees it.
+ *	   A transaction that holds event_store.streams in ExclusiveLock
+ *	   (lock_all_streams) skips this step: no other session can append
+ *	   until it ends, since step 2 conflicts with that lock.
  *	4. Take a fresh snapshot (GetLatestSnapshot).  The previous holder of the
  *	   stream lock released it only after its commit or abort was visible to
  *	   new snapshots, so this snapshot sees the head it left, or the head as
@@ -23,12 +26,13 @@
  *	6. If the caller supplied event ids, look each one up: an id stored in
  *	   another stream is an error; ids that repeat an earlier append of this
  *	   call make it succeed without writing (idempotent retry); ids found
- *	   otherwise are a conflict.
+ *	   otherwise are a conflict.  An id that another open transaction has
+ *	   just inserted is waited for here, before anything is written.
  *	7. Check the expected version; a mismatch is a conflict.
  *	8. Insert the events at head+1, head+2, ... and move the head (update
- *	   its row, or insert it for a new stream).  The inserts run inside the
- *	   gate of global_log.c, from the first position taken to the last index
- *	   entry written.
+ *	   its row, or insert it for a new stream).  The first event is inserted
+ *	   inside the gate's window (gate.c), in which nothing waits for another
+ *	   transaction; the others after it.
  *
  * Nothing is written before step 8, so a failed check writes nothing.  Only
  * the holder of the stream lock ever writes a stream's head or events, so no
@@ -37,7 +41,11 @@
  * the second one sees the first one's head and reports a conflict, never a
  * unique violation.  Appends to different streams take different locks and
  * never wait for each other, except on a 64-bit hash collision, which only
- * makes one wait and cannot break a check.
+ * makes one wait and cannot break a check, and except where they insert the
+ * same event id or violate a unique index of the user's together: then the
+ * later one waits for the earlier one's transaction, as an INSERT would.
+ * Every loop over a call's events checks for interrupts, so cancel and
+ * statement_timeout stop a batch of any size.
  *
  * The lock key: the 64-bit hash_bytes_extended of the stream id's bytes,
  * split over the two 32-bit key fields of an advisory lock tag, whose fourth
@@ -52,11 +60,13 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
 #include "access/xact.h"
 #include "commands/async.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
@@ -76,14 +86,21 @@
 
 PG_FUNCTION_INFO_V1(append_event);
 PG_FUNCTION_INFO_V1(append_events);
+PG_FUNCTION_INFO_V1(lock_all_streams);
 
-/* Take the stream lock until the end of the transaction. */
+/*
+ * Take the stream lock until the end of the transaction, unless the
+ * transaction holds event_store.streams in ExclusiveLock (lock_all_streams),
+ * which keeps every other append out of the whole store until it ends.
+ */
 static void
-LockStream(text *stream_id)
+LockStream(EsStorage *st, text *stream_id)
 {
 	uint64		key;
 	LOCKTAG		tag;
 
+	if (CheckRelationLockedByMe(st->streams, ExclusiveLock, true))
+		return;
 	key = hash_bytes_extended((const unsigned char *) VARDATA_ANY(stream_id),
 							  VARSIZE_ANY_EXHDR(stream_id), ES_LOCK_SEED);
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (key >> 32),
@@ -152,6 +169,7 @@ CheckRepeat(EsStorage *st, text *stream_id, bool expected_isnull,
 		bool		same_stream;
 		int64		version;
 
+		CHECK_FOR_INTERRUPTS();
 		if (!events[i].has_id)
 			continue;
 		if (!es_storage_find_event(st, &events[i].id, stream_id,
@@ -188,19 +206,19 @@ CheckRepeat(EsStorage *st, text *stream_id, bool expected_isnull,
  * Insert the events at consecutive versions from first_version.  Each event's
  * values are built (from the batch, when there is one) and inserted in a
  * memory context of its own, emptied after every event, so memory stays flat
- * however long the batch.
+ * however long the batch.  Only the first event is inserted inside the
+ * gate's window (see storage.c and gate.c).
  *
- * An event id
- * can still collide here, with an id that a concurrent, uncommitted append to
- * another stream inserted after the look-up in CheckRepeat: the unique index
- * then waits for that transaction and fails if it commits.  That failure is
- * reported like the one CheckRepeat raises, naming the id.
+ * An event id can still collide here, with an id that a concurrent,
+ * uncommitted append to another stream inserted after the look-up in
+ * CheckRepeat: the unique index then waits for that transaction (outside the
+ * window) and fails if it commits.  That failure is reported like the one
+ * CheckRepeat raises, naming the id.
  */
-static int64
+static void
 InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 			 EsEventInput *events, int nevents, Jsonb *batch)
 {
-	volatile int64 last_position = 0;
 	MemoryContext oldcxt = CurrentMemoryContext;
 	MemoryContext eventcxt;
 	volatile int i = 0;
@@ -210,21 +228,19 @@ InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 									 ALLOCSET_DEFAULT_SIZES);
 	PG_TRY();
 	{
-		es_gate_enter(st->gate);
 		for (; i < nevents; i++)
 		{
+			CHECK_FOR_INTERRUPTS();
 			MemoryContextSwitchTo(eventcxt);
 			if (!events[i].has_id)
 				es_generate_event_id(&events[i].id);
 			if (batch != NULL)
 				es_load_batch_event(batch, i, &events[i]);
-			last_position = es_storage_insert_event(st, stream_id,
-													first_version + i,
-													&events[i]);
+			(void) es_storage_insert_event(st, stream_id, first_version + i,
+										   &events[i], i == 0);
 			MemoryContextSwitchTo(oldcxt);
 			MemoryContextReset(eventcxt);
 		}
-		es_gate_exit(st->gate);
 	}
 	PG_CATCH();
 	{
@@ -245,31 +261,19 @@ InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 	}
 	PG_END_TRY();
 	MemoryContextDelete(eventcxt);
-	return last_position;
 }
 
 /*
  * With event_store.notify on, send one NOTIFY on channel "event_store" for
- * the append, delivered if and when the transaction commits.  The payload is
- * a small JSON object; the stream id is the only part of unbounded size, and
- * its limit keeps the payload under NOTIFY's.
+ * the append, delivered if and when the transaction commits.  LISTEN checks
+ * no privilege, so the notification carries no payload: any role that can
+ * connect may receive it.  Identical notifications of one transaction are
+ * delivered once, so a transaction sends one however many appends it makes.
  */
 static void
-Notify(text *stream_id, int64 first_version, int64 last_version,
-	   int64 last_position)
+Notify(void)
 {
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"stream_id\": ");
-	escape_json(&buf, text_to_cstring(stream_id));
-	appendStringInfo(&buf,
-					 ", \"first_version\": " INT64_FORMAT
-					 ", \"last_version\": " INT64_FORMAT
-					 ", \"last_position\": " INT64_FORMAT "}",
-					 first_version, last_version, last_position);
-	Async_Notify("event_store", buf.data);
-	pfree(buf.data);
+	Async_Notify("event_store", "");
 }
 
 /* Does the current version satisfy the expectation? */
@@ -294,14 +298,13 @@ es_append(const char *funcname, text *stream_id, bool expected_isnull,
 	EsStorage	st;
 	int64		current;
 	int64		result;
-	int64		last_position;
 
 	PreventCommandIfReadOnly(funcname);
 	PreventCommandIfParallelMode(funcname);
 	es_check_unique_ids(events, nevents);
 
 	es_storage_open(&st);
-	LockStream(stream_id);
+	LockStream(&st, stream_id);
 	es_storage_read_head(&st, stream_id);
 	current = st.head_version;
 
@@ -328,14 +331,13 @@ es_append(const char *funcname, text *stream_id, bool expected_isnull,
 				 errmsg("stream \"%s\" cannot hold more events",
 						text_to_cstring(stream_id))));
 
-	last_position = InsertEvents(&st, stream_id, current + 1, events, nevents,
-								 batch);
+	InsertEvents(&st, stream_id, current + 1, events, nevents, batch);
 	result = current + nevents;
 	es_storage_write_head(&st, stream_id, result);
 	es_storage_close(&st);
 
 	if (es_notify)
-		Notify(stream_id, current + 1, result, last_position);
+		Notify();
 
 	/* Let later commands of this transaction see the new events and head. */
 	CommandCounterIncrement();
@@ -416,4 +418,26 @@ append_events(PG_FUNCTION_ARGS)
 
 	PG_RETURN_INT64(es_append("append_events", stream_id, expected_isnull,
 							  expected, events, nevents, batch));
+}
+
+/*
+ * event_store.lock_all_streams() returns void
+ *
+ * Take ExclusiveLock on event_store.streams until the end of the
+ * transaction.  Every append takes RowExclusiveLock on that table, so no
+ * other session appends until this transaction ends (they wait, and then
+ * check against what it committed), and this transaction's own appends need
+ * no stream lock each: an import of any number of streams holds one lock.
+ * Readers are not held up.
+ */
+Datum
+lock_all_streams(PG_FUNCTION_ARGS)
+{
+	Relation	streams;
+
+	PreventCommandIfReadOnly("lock_all_streams");
+	PreventCommandIfParallelMode("lock_all_streams");
+	(void) es_catalog_open(ExclusiveLock, NULL, &streams);
+	table_close(streams, NoLock);
+	PG_RETURN_VOID();
 }

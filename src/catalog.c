@@ -77,6 +77,22 @@ LookupRelation(Oid nsp, const char *name)
 	return relid;
 }
 
+/* Does a row descriptor have exactly these column types, none dropped? */
+static bool
+ColumnsMatch(TupleDesc desc, const Oid *types, int natts)
+{
+	if (desc->natts != natts)
+		return false;
+	for (int i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->atttypid != types[i])
+			return false;
+	}
+	return true;
+}
+
 /*
  * Check that a locked table is a plain table (not a partition, whose
  * partition constraint the appends would not check) with exactly the columns
@@ -85,17 +101,7 @@ LookupRelation(Oid nsp, const char *name)
 static void
 CheckShape(Relation rel, const Oid *types, int natts)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
-	bool		ok = (desc->natts == natts);
-
-	for (int i = 0; ok && i < natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		ok = (!att->attisdropped && att->atttypid == types[i]);
-	}
-
-	if (!ok)
+	if (!ColumnsMatch(RelationGetDescr(rel), types, natts))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s.%s\" does not have the columns this version of event_store expects",
@@ -144,6 +150,22 @@ static const Oid events_types[Natts_es_events] = {
 
 static const Oid streams_types[Natts_es_streams] = {TEXTOID, INT8OID};
 
+/*
+ * Check the row type a read function returns: the read functions store the
+ * events table's tuples in it as they are, so it must have the same layout
+ * (an ALTER TYPE event_store.event would otherwise be read as garbage).
+ */
+void
+es_check_row_type(TupleDesc desc)
+{
+	if (!ColumnsMatch(desc, events_types, Natts_es_events))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("type \"%s.event\" does not have the columns this version of event_store expects",
+						ES_SCHEMA),
+				 errhint("Undo the change to the type's attributes, or reinstall the extension.")));
+}
+
 /* Return the extension's relation OIDs, looking them up if needed. */
 static const EsCatalog *
 GetCatalog(void)
@@ -175,32 +197,37 @@ GetCatalog(void)
 }
 
 /*
- * Open event_store.events, and event_store.streams unless streams is NULL,
- * with the given lock mode, making sure they are the extension's current
- * tables.  Returns the catalog that was valid once the locks were held.
+ * Open event_store.events unless events is NULL, and event_store.streams
+ * unless streams is NULL, with the given lock mode, making sure they are the
+ * extension's current tables.  Returns the catalog that was valid once the
+ * locks were held.
  */
 const EsCatalog *
 es_catalog_open(LOCKMODE mode, Relation *events, Relation *streams)
 {
+	Assert(events != NULL || streams != NULL);
 	for (;;)
 	{
 		const EsCatalog *cat = GetCatalog();
-		Relation	e = try_table_open(cat->events, mode);
+		Relation	e = NULL;
 		Relation	s = NULL;
+		bool		ok = true;
 
-		if (e != NULL && streams != NULL)
-			s = try_table_open(cat->streams, mode);
+		if (events != NULL)
+			ok = (e = try_table_open(cat->events, mode)) != NULL;
+		if (ok && streams != NULL)
+			ok = (s = try_table_open(cat->streams, mode)) != NULL;
 
 		/* Taking the locks has read any pending invalidation. */
-		if (e != NULL && (streams == NULL || s != NULL) && cache_valid)
+		if (ok && cache_valid)
 		{
 			/*
 			 * Check the shapes once per cached catalog, on the locked
 			 * tables: an ALTER TABLE invalidates the cache, so a change is
-			 * seen on the next open.  Readers open only the events table,
-			 * and rely on its shape to return its tuples as they are.
+			 * seen on the next open.  Readers rely on the events table's
+			 * shape to return its tuples as they are.
 			 */
-			if (!events_checked)
+			if (!events_checked && e != NULL)
 			{
 				CheckShape(e, events_types, Natts_es_events);
 				events_checked = true;
@@ -210,7 +237,8 @@ es_catalog_open(LOCKMODE mode, Relation *events, Relation *streams)
 				CheckShape(s, streams_types, Natts_es_streams);
 				streams_checked = true;
 			}
-			*events = e;
+			if (events != NULL)
+				*events = e;
 			if (streams != NULL)
 				*streams = s;
 			return cat;

@@ -25,6 +25,7 @@
 #include <sys/time.h>
 
 #include "common/hashfn.h"
+#include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -312,6 +313,7 @@ es_parse_event_array(Jsonb *events, int *nevents)
 	old = MemoryContextSwitchTo(work);
 	for (int i = 0; i < n; i++)
 	{
+		CHECK_FOR_INTERRUPTS();
 		ReadElement(&events->root, i, &out[i], false);
 		MemoryContextReset(work);
 	}
@@ -365,6 +367,7 @@ es_check_unique_ids(EsEventInput *events, int nevents)
 
 	for (int i = 0; i < nevents; i++)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (events[i].has_id)
 		{
 			ids[n].id = events[i].id;
@@ -377,6 +380,7 @@ es_check_unique_ids(EsEventInput *events, int nevents)
 
 	for (int i = 1; i < n; i++)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (memcmp(ids[i].id.data, ids[i - 1].id.data, UUID_LEN) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNIQUE_VIOLATION),

@@ -63,6 +63,7 @@ typedef struct EsCatalog
 extern const EsCatalog *es_catalog_open(LOCKMODE mode, Relation *events,
 										Relation *streams);
 extern void es_catalog_init(void);
+extern void es_check_row_type(TupleDesc desc);
 
 /* event_input.c: one event to append, validated. */
 typedef struct EsEventInput
@@ -113,14 +114,17 @@ extern bool es_storage_find_event(EsStorage *st, const pg_uuid_t *id,
 								  text *stream_id, bool *same_stream,
 								  int64 *version);
 extern int64 es_storage_insert_event(EsStorage *st, text *stream_id,
-									 int64 version, const EsEventInput *ev);
+									 int64 version, const EsEventInput *ev,
+									 bool first);
 extern void es_storage_write_head(EsStorage *st, text *stream_id,
 								  int64 version);
 extern void es_storage_close(EsStorage *st);
 
-/* global_log.c */
+/* gate.c: the gate that keeps the global log exact */
 extern void es_gate_enter(Oid gate);
 extern void es_gate_exit(Oid gate);
+extern int64 es_gate_high_water(Relation events, Relation pkey, Oid gate,
+								Oid seqid);
 
 /* event_store.c */
 extern bool es_notify;

@@ -1,81 +1,33 @@
 /*-------------------------------------------------------------------------
  *
  * global_log.c
- *		The global log: read_all, read_category, safe_position, and the gate
- *		that makes them exact.
+ *		The global log: read_all, read_category and safe_position.
  *
- * THE PROBLEM
+ * A reader asks for the events after a checkpoint, the last position it has
+ * received.  Positions are taken at insert time and become visible at
+ * commit, so a reader must never pass a position whose event may still
+ * commit.  gate.c gives each read a high-water mark L such that every
+ * position at or below L has its event in the indexes, is shadowed by an
+ * earlier event of the same uncommitted append, or will never be committed
+ * (its protocol and proof are at the top of gate.c).  The scan here then
+ * reads positions (after, L] in ascending order:
  *
- * Global positions come from a sequence when an event is inserted, but an
- * event becomes visible when its transaction commits.  A slow transaction can
- * take position 100 and a fast one 101, and the fast one can commit first.  A
- * reader that returned 101 and saved "after 101" as its checkpoint would skip
- * 100 forever.  Worse, between taking position 100 (nextval) and inserting
- * the row there is a moment when 100 is taken but no tuple exists at all, not
- * even an uncommitted one, so "100 is absent" proves nothing by itself.
+ *	read_category scans its index with a dirty snapshot, which shows tuples
+ *	of committed and of in-progress transactions and hides those of aborted
+ *	ones.  For each tuple that is the reader's (its category, its
+ *	consumer-group member): if the read's snapshot S sees it, return it;
+ *	otherwise (its transaction is still open, or committed after S) stop.
  *
- * THE MECHANISM
+ *	read_all does the same more cheaply: it scans the primary key with S
+ *	itself, which returns exactly the tuples S sees, and wherever two
+ *	consecutive ones leave a gap in positions, it probes the gap with a dirty
+ *	snapshot.  A tuple found there is one S does not see, so the scan stops
+ *	before it; an empty gap holds only aborted or never-inserted positions.
  *
- * The gate is a relation lock on a relation that nothing else ever locks: the
- * relation of the composite type event_store.event.
- *
- * Writers.  An append takes the gate in RowExclusiveLock just before it takes
- * its first position, and releases it (LockRelease, before the transaction
- * ends) right after the index entries of its last event are in.  If the
- * append fails in between, the abort releases it.  RowExclusiveLock does not
- * conflict with itself and is taken through the per-backend fast path, so
- * writers never wait for each other on the gate and touch no shared lock
- * table.
- *
- * Readers (read_all, read_category, safe_position):
- *	1. Take the gate in ShareLock, which conflicts with RowExclusiveLock: it
- *	   is granted only when no writer is between taking a position and
- *	   finishing its inserts.
- *	2. While holding it, read the high-water mark M: the highest position of
- *	   any tuple in the events table, committed, in progress or aborted (a
- *	   backward probe of the primary key with SnapshotAny).  Release the gate.
- *	3. Take the snapshot S: a new one under READ COMMITTED, the transaction's
- *	   under REPEATABLE READ and SERIALIZABLE.
- *	4. Scan the positions in (after, M] in ascending order with a dirty
- *	   snapshot, which shows tuples of committed and of in-progress
- *	   transactions and hides those of aborted ones.  For each tuple that is
- *	   the reader's (its category, its consumer-group member): if S sees it,
- *	   return it; otherwise (its transaction is still open, or committed
- *	   after S) stop.
- *
- *	   read_all does the same more cheaply: it scans with S itself, which
- *	   returns exactly the tuples S sees, and wherever two consecutive ones
- *	   leave a gap in positions, it probes the gap with a dirty snapshot.  A
- *	   tuple found there is one S does not see, so the scan stops before it;
- *	   an empty gap holds only aborted or never-inserted positions.
- *
- * PROOF SKETCH
- *
- * Lemma.  At step 2, every position p <= M was taken by an append that had
- * already inserted p's tuple and index entries, or that failed and aborted.
- * A writer holds the gate from before it takes a position until its inserts
- * are done or it aborts, and the ShareLock of step 1 is granted only when no
- * writer holds the gate.  So no position <= M can later gain a tuple: each
- * one has its tuple now, or never will have a committed one.  (Vacuum may
- * remove an aborted tuple; that changes nothing, the position was dead.)
- *
- * Exact.  Let a reader checkpoint c, the last position a call returned, and
- * let e be a committed event of the reader's at position p with
- * after < p <= c.  Then p <= c <= M, so by the lemma e's tuple was in the
- * index when the scan passed p.  If S saw it, the scan returned it.  If not,
- * its transaction was open or committed after S, the scan stopped at p, and
- * could not have returned c >= p: a contradiction.  So every committed event
- * at or below the checkpoint was returned, by this call or, by induction, an
- * earlier one; and since each call returns positions above "after" in
- * ascending order, none is returned twice.
+ * S is a new snapshot under READ COMMITTED, the transaction's under
+ * REPEATABLE READ and SERIALIZABLE, taken after the high-water mark.
  *
  * One number.  The checkpoint is the last position received; nothing else.
- *
- * No writer serialization.  Writers only ever share the gate.  A reader
- * holds it for the time of one index probe; while it waits for a writer
- * inside, it first polls without queueing, so that a writer that waits
- * inside the gate does not make every other writer queue behind the reader.
- * The gate spans the inserts of a whole batch.
  *
  * Live.  An open transaction with an event at position p stops every scan at
  * p: readers get everything before p, and pass p the moment the transaction
@@ -84,14 +36,15 @@
  * Notes.
  *	- A transaction that appended and then reads sees its own events (S sees
  *	  them); if it rolls back, whatever it saved with them goes too.  A read
- *	  from inside an append's own gate (a constraint calling read_all) is
- *	  refused: it would not wait for that append.
+ *	  from inside an append's own window (a constraint calling read_all
+ *	  while the first event is inserted) is refused: it would not wait for
+ *	  that append.
  *	- The category index must be valid and ready: an index being built
  *	  concurrently lacks entries, so read_category refuses it.
- *	- A hot standby cannot see the primary's gate, so there the gate is
- *	  skipped and the guarantee does not hold: the scan still stops at
- *	  events of transactions the standby knows to be open, but it can pass a
- *	  position the primary is still inserting (see the README).
+ *	- A hot standby cannot see the primary's gate, so there the guarantee
+ *	  does not hold: the scan still stops at events of transactions the
+ *	  standby knows to be open, but it can pass a position the primary is
+ *	  still inserting (see the README).
  *	- Row-level security.  For a caller subject to policies on the events
  *	  table, the scan above runs unchanged, as the extension's own reading,
  *	  but collects positions instead of rows; those positions are then read
@@ -104,8 +57,9 @@
  *	  stop at another tenant's open transaction, as it must to stay exact.
  *	- Rows inserted into event_store.events by plain INSERT (as pg_restore
  *	  does) do not take the gate; the guarantee covers the append functions.
- *	- The position sequence must not cache values (CACHE 1): a cached value
- *	  would be a position taken outside the gate.  catalog.c checks it.
+ *	- Each call's result is a tuplestore in the query's memory, which the
+ *	  executor frees when it is done with it, so a query that calls a read
+ *	  function many times (LATERAL) does not keep every call's result.
  *
  * src/global_log.c
  *
@@ -143,41 +97,13 @@
 #include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 
+#include "compat.h"
 #include "event_store.h"
 
 PG_FUNCTION_INFO_V1(read_all);
 PG_FUNCTION_INFO_V1(read_category);
 PG_FUNCTION_INFO_V1(safe_position);
 PG_FUNCTION_INFO_V1(consumer_group_member);
-
-static void
-GateTag(LOCKTAG *tag, Oid gate)
-{
-	SET_LOCKTAG_RELATION(*tag, MyDatabaseId, gate);
-}
-
-/*
- * Writer: take the gate before taking the first position.  If the append
- * fails before es_gate_exit, the (sub)transaction's abort releases it.
- */
-void
-es_gate_enter(Oid gate)
-{
-	LOCKTAG		tag;
-
-	GateTag(&tag, gate);
-	(void) LockAcquire(&tag, RowExclusiveLock, false, false);
-}
-
-/* Writer: release the gate once every event of the call is inserted. */
-void
-es_gate_exit(Oid gate)
-{
-	LOCKTAG		tag;
-
-	GateTag(&tag, gate);
-	LockRelease(&tag, RowExclusiveLock, false);
-}
 
 /* The relations a read works on, opened under the extension's catalog. */
 typedef struct EsReadRelations
@@ -186,6 +112,7 @@ typedef struct EsReadRelations
 	Relation	pkey;
 	Relation	category;		/* NULL unless asked for */
 	Oid			gate;
+	Oid			seq;			/* the position sequence */
 	bool		rls;			/* row-level security applies to the caller */
 } EsReadRelations;
 
@@ -255,6 +182,7 @@ OpenForRead(EsReadRelations *r, bool need_category)
 				 errmsg("table \"%s\" has no primary key",
 						RelationGetRelationName(r->events))));
 	r->gate = cat->gate;
+	r->seq = cat->events_seq;
 	r->pkey = index_open(pkey, AccessShareLock);
 	r->category = need_category ?
 		OpenIndexNamed(r->events, "events_category_idx") : NULL;
@@ -269,72 +197,11 @@ CloseForRead(EsReadRelations *r)
 	table_close(r->events, NoLock);
 }
 
-/*
- * Reader: take the gate in ShareLock.  A request that has to wait makes
- * every new writer queue behind it, which is harmless while the writers
- * inside stay for microseconds, but not if one of them waits inside (on a
- * user's constraint, or on another transaction's uncommitted event id).  So
- * the reader first polls without queueing, for a few milliseconds, and only
- * then queues like any lock request.
- */
-static void
-EnterGateAsReader(LOCKTAG *tag)
-{
-	for (int attempt = 0; attempt < 200; attempt++)
-	{
-		if (LockAcquire(tag, ShareLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
-			return;
-		CHECK_FOR_INTERRUPTS();
-		pg_usleep(50L);
-	}
-	(void) LockAcquire(tag, ShareLock, false, false);
-}
-
-/*
- * Reader: wait until no writer is inside the gate, and return the highest
- * position of any tuple of the events table while none is.
- */
+/* The high-water mark of a read (gate.c). */
 static int64
-HighWaterMark(Relation events, Relation pkey, Oid gate)
+HighWaterMark(EsReadRelations *r)
 {
-	LOCKTAG		tag;
-	bool		gated = !RecoveryInProgress();
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
-	int64		high = 0;
-
-	if (gated)
-	{
-		GateTag(&tag, gate);
-
-		/*
-		 * A read from inside an append of this very backend (a user's
-		 * constraint or index expression calling it) would not wait for its
-		 * own append, which has taken a position it has not inserted yet.
-		 */
-		if (LockHeldByMe(&tag, RowExclusiveLock))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("cannot read the global log from inside an append")));
-		EnterGateAsReader(&tag);
-	}
-
-	slot = table_slot_create(events, NULL);
-	scan = index_beginscan(events, pkey, SnapshotAny, 0, 0);
-	index_rescan(scan, NULL, 0, NULL, 0);
-	if (index_getnext_slot(scan, BackwardScanDirection, slot))
-	{
-		bool		isnull;
-
-		high = DatumGetInt64(slot_getattr(slot, Anum_es_events_global_position,
-										  &isnull));
-	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-
-	if (gated)
-		LockRelease(&tag, ShareLock, false);
-	return high;
+	return es_gate_high_water(r->events, r->pkey, r->gate, r->seq);
 }
 
 /* The snapshot a read runs against, taken after the high-water mark. */
@@ -365,16 +232,15 @@ MemberOf(text *stream_id, uint32 size)
 }
 
 /*
- * Set up the function's result: a tuplestore, as InitMaterializedSRF makes,
- * but in a memory context of its own that starts with a 1 MB block.  A page
- * of events then fits one block, which malloc can hand back on the next call
- * instead of returning it to the kernel and faulting it in again.
+ * Set up the function's result, as InitMaterializedSRF does: a tuplestore
+ * in the query's memory, which the executor ends (and so frees) when it is
+ * done with this call's rows.  The result type must still have the layout
+ * of the events table, whose tuples are stored as they are (Accept).
  */
 static void
 InitResult(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext cxt;
 	MemoryContext old;
 	TupleDesc	desc;
 
@@ -384,12 +250,10 @@ InitResult(FunctionCallInfo fcinfo)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("set-valued function called in context that cannot accept a set")));
 
-	cxt = AllocSetContextCreate(rsinfo->econtext->ecxt_per_query_memory,
-								"event_store read result",
-								0, 1024 * 1024, ALLOCSET_DEFAULT_MAXSIZE);
-	old = MemoryContextSwitchTo(cxt);
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	es_check_row_type(desc);
 	rsinfo->setDesc = CreateTupleDescCopy(desc);
 	rsinfo->setResult = tuplestore_begin_heap(false, false, work_mem);
 	rsinfo->returnMode = SFRM_Materialize;
@@ -743,7 +607,7 @@ read_all(PG_FUNCTION_ARGS)
 
 	OpenForRead(&rels, false);
 	args.rels = &rels;
-	args.high = HighWaterMark(rels.events, rels.pkey, rels.gate);
+	args.high = HighWaterMark(&rels);
 	if (args.high > after)
 	{
 		args.snapshot = ReadSnapshot();
@@ -803,7 +667,7 @@ read_category(PG_FUNCTION_ARGS)
 
 	OpenForRead(&rels, true);
 	args.rels = &rels;
-	args.high = HighWaterMark(rels.events, rels.pkey, rels.gate);
+	args.high = HighWaterMark(&rels);
 	if (args.high > after)
 	{
 		args.snapshot = ReadSnapshot();
@@ -820,8 +684,9 @@ read_category(PG_FUNCTION_ARGS)
  *
  * The highest position up to which everything is settled: every event at or
  * below it is committed, or will never exist.  After the gate has given the
- * high-water mark M, the lowest position of an event whose transaction is
- * still open (the caller's own included) bounds it.  Such an event cannot sit
+ * high-water mark L, the lowest position of an event whose transaction is
+ * still open (the caller's own included) bounds it.  Neither ever decreases
+ * (gate.c), so neither does the result.  Such an event cannot sit
  * on a page the visibility map marks all-visible, so only the other pages are
  * read.  The cost is one visibility-map bit per page of the table plus the
  * pages written since the last vacuum.
@@ -837,7 +702,7 @@ safe_position(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 
 	OpenForRead(&rels, false);
-	high = HighWaterMark(rels.events, rels.pkey, rels.gate);
+	high = HighWaterMark(&rels);
 	desc = RelationGetDescr(rels.events);
 	nblocks = RelationGetNumberOfBlocks(rels.events);
 

@@ -10,6 +10,12 @@
  * the executor, and so never fire it.  INSERT stays open, because pg_restore
  * loads the data back with COPY.
  *
+ * The triggers are ENABLE ALWAYS, so they fire under
+ * session_replication_role = replica too.  The one exception is a logical
+ * replication worker: on a subscriber it replays the changes that the
+ * publisher's appends made (a head's UPDATE, for one), and those are history
+ * moving forward, not being rewritten.
+ *
  * src/guard.c
  *
  *-------------------------------------------------------------------------
@@ -18,6 +24,7 @@
 
 #include "commands/trigger.h"
 #include "fmgr.h"
+#include "replication/logicalworker.h"
 #include "utils/rel.h"
 
 #include "event_store.h"
@@ -36,6 +43,9 @@ refuse_change(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function \"refuse_change\" must be fired as a trigger")));
+
+	if (IsLogicalWorker())
+		return PointerGetDatum(NULL);
 
 	relname = RelationGetRelationName(trigdata->tg_relation);
 	if (strcmp(relname, "streams") == 0)

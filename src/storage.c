@@ -38,8 +38,9 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "commands/sequence.h"
+#include "catalog/index.h"
 #include "catalog/pg_index.h"
+#include "commands/sequence.h"
 #include "executor/executor.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
@@ -48,6 +49,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "event_store.h"
 
 /*
@@ -65,6 +67,9 @@ IsEventIdIndex(Relation index)
 		heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
 		heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL);
 }
+
+static void FinishIndexChecks(EsStorage *st, ResultRelInfo *rri,
+							  TupleTableSlot *slot, List *indexes);
 
 /* Report that a table lacks an index the appends rely on. */
 static void
@@ -133,23 +138,16 @@ es_storage_open(EsStorage *st)
 }
 
 /*
- * Insert the index entries of a tuple just stored.  Deferred checks would
- * need an after-trigger queue that this path does not have, so an index that
- * asks for one is refused.
+ * Insert the index entries of a head row just stored, with immediate checks
+ * (a deferrable constraint that may have been violated is refused).
  */
 static void
 InsertIndexEntries(EsStorage *st, ResultRelInfo *rri, TupleTableSlot *slot)
 {
-	List	   *recheck = ExecInsertIndexTuples(rri, slot, st->estate,
-												false, false, NULL, NIL);
+	List	   *recheck = es_insert_index_tuples(rri, slot, st->estate, false);
 
 	if (recheck != NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot defer a constraint check on table \"%s\"",
-						RelationGetRelationName(rri->ri_RelationDesc)),
-				 errdetail("Appends check the constraints of the extension's tables at once, and this one may have been violated."),
-				 errhint("Make the constraint NOT DEFERRABLE.")));
+		FinishIndexChecks(st, rri, slot, recheck);
 }
 
 /*
@@ -264,22 +262,86 @@ es_storage_find_event(EsStorage *st, const pg_uuid_t *id, text *stream_id,
 	}
 }
 
-/* Insert one event row and its index entries; returns its position. */
+/*
+ * Finish the unique and exclusion checks that an insertion left open: wait
+ * for each other transaction that inserted a conflicting entry, and fail if
+ * it committed, as an immediate check would have.  A constraint declared
+ * deferrable would need an after-trigger queue, which appends do not have,
+ * so a possible violation of one is refused.
+ */
+static void
+FinishIndexChecks(EsStorage *st, ResultRelInfo *rri, TupleTableSlot *slot,
+				  List *indexes)
+{
+	ExprContext *econtext = GetPerTupleExprContext(st->estate);
+	ListCell   *lc;
+
+	econtext->ecxt_scantuple = slot;
+	foreach(lc, indexes)
+	{
+		Oid			indexid = lfirst_oid(lc);
+		Relation	index = NULL;
+		IndexInfo  *info = NULL;
+		Datum		values[INDEX_MAX_KEYS];
+		bool		isnull[INDEX_MAX_KEYS];
+
+		for (int i = 0; i < rri->ri_NumIndices; i++)
+		{
+			if (RelationGetRelid(rri->ri_IndexRelationDescs[i]) == indexid)
+			{
+				index = rri->ri_IndexRelationDescs[i];
+				info = rri->ri_IndexRelationInfo[i];
+				break;
+			}
+		}
+		if (index == NULL)
+			elog(ERROR, "index %u is not open for insertion", indexid);
+
+		if (!index->rd_index->indimmediate)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot defer a constraint check on table \"%s\"",
+							RelationGetRelationName(rri->ri_RelationDesc)),
+					 errdetail("Appends check the constraints of the extension's tables at once, and this one may have been violated."),
+					 errhint("Make the constraint NOT DEFERRABLE.")));
+
+		FormIndexDatum(info, slot, st->estate, values, isnull);
+		if (info->ii_ExclusionOps != NULL)
+			check_exclusion_constraint(rri->ri_RelationDesc, index, info,
+									   &slot->tts_tid, values, isnull,
+									   st->estate, false);
+		else
+			(void) index_insert(index, values, isnull, &slot->tts_tid,
+								rri->ri_RelationDesc, UNIQUE_CHECK_EXISTING,
+								false, info);
+	}
+}
+
+/*
+ * Insert one event row and its index entries; returns its position.
+ *
+ * The first event of a call is inserted inside the gate's window (gate.c),
+ * from taking its position to its last index entry.  Nothing there may wait
+ * for another transaction, since readers wait for the window: its unique and
+ * exclusion checks are made without waiting, as for a deferrable
+ * constraint, and finished once the gate is released.  The other events are
+ * inserted outside the window, with ordinary immediate checks.
+ */
 int64
 es_storage_insert_event(EsStorage *st, text *stream_id, int64 version,
-						const EsEventInput *ev)
+						const EsEventInput *ev, bool first)
 {
 	TupleTableSlot *slot = st->events_slot;
 	Datum	   *values;
 	bool	   *isnull;
-	int64		position = nextval_internal(st->events_seq, false);
+	int64		position;
+	List	   *recheck;
 
 	ExecClearTuple(slot);
 	values = slot->tts_values;
 	isnull = slot->tts_isnull;
 	memset(isnull, 0, sizeof(bool) * Natts_es_events);
 
-	values[Anum_es_events_global_position - 1] = Int64GetDatum(position);
 	values[Anum_es_events_stream_id - 1] = PointerGetDatum(stream_id);
 	values[Anum_es_events_version - 1] = Int64GetDatum(version);
 	values[Anum_es_events_event_id - 1] = UUIDPGetDatum(&ev->id);
@@ -289,12 +351,22 @@ es_storage_insert_event(EsStorage *st, text *stream_id, int64 version,
 	isnull[Anum_es_events_metadata - 1] = !ev->has_metadata;
 	values[Anum_es_events_created_at - 1] =
 		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+
+	if (first)
+		es_gate_enter(st->gate);
+	position = nextval_internal(st->events_seq, false);
+	values[Anum_es_events_global_position - 1] = Int64GetDatum(position);
 	ExecStoreVirtualTuple(slot);
 
 	if (RelationGetDescr(st->events)->constr != NULL)
 		ExecConstraints(st->events_rri, slot, st->estate);
 	table_tuple_insert(st->events, slot, GetCurrentCommandId(true), 0, NULL);
-	InsertIndexEntries(st, st->events_rri, slot);
+	recheck = es_insert_index_tuples(st->events_rri, slot, st->estate, first);
+	if (first)
+		es_gate_exit(st->gate);
+
+	if (recheck != NIL)
+		FinishIndexChecks(st, st->events_rri, slot, recheck);
 	ExecClearTuple(slot);
 	ResetPerTupleExprContext(st->estate);
 	return position;

@@ -1,0 +1,148 @@
+/*-------------------------------------------------------------------------
+ *
+ * heads.c
+ *		event_store.stream_version: a stream's current version, read with
+ *		one probe of the heads table's primary key.
+ *
+ * A SQL function with a sub-SELECT is never inlined into the calling query,
+ * so it was planned and executed as a query of its own on every call.  This
+ * one reads the head row directly, with the calling statement's snapshot,
+ * as the SQL body would have seen it.  It checks what a SELECT would check:
+ * the caller's SELECT privilege on event_store.streams, and row-level
+ * security, in which case the head is read with a SELECT through SPI so
+ * that the table's policies apply.
+ *
+ * src/heads.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/ruleutils.h"
+#include "utils/snapmgr.h"
+
+#include "event_store.h"
+
+PG_FUNCTION_INFO_V1(stream_version);
+
+static int64 VersionByIndex(Relation streams, text *stream_id);
+static int64 VersionByQuery(Relation streams, text *stream_id);
+
+/* The head's version by a probe of the primary key; 0 when there is none. */
+static int64
+VersionByIndex(Relation streams, text *stream_id)
+{
+	Oid			pkeyid = RelationGetPrimaryKeyIndex(streams);
+	Relation	pkey;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData key;
+	int64		version = 0;
+
+	if (!OidIsValid(pkeyid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has no primary key",
+						RelationGetRelationName(streams)),
+				 errhint("Reinstall the extension, after saving its data.")));
+	pkey = index_open(pkeyid, AccessShareLock);
+	slot = table_slot_create(streams, NULL);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(stream_id));
+	scan = index_beginscan(streams, pkey, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		v = slot_getattr(slot, Anum_es_streams_version, &isnull);
+
+		if (!isnull)
+			version = DatumGetInt64(v);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(pkey, NoLock);
+	return version;
+}
+
+/*
+ * The head's version by a SELECT run with the caller's rights, for a caller
+ * subject to row-level security: a head the policies hide reads as 0, as
+ * the SQL function did.
+ */
+static int64
+VersionByQuery(Relation streams, text *stream_id)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	char	   *query;
+	int64		version = 0;
+	int			ret;
+
+	query = psprintf("SELECT s.version FROM %s s"
+					 " WHERE s.stream_id OPERATOR(pg_catalog.=) $1",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(streams)),
+												RelationGetRelationName(streams)));
+	args[0] = PointerGetDatum(stream_id);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s",
+			 SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		v = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			version = DatumGetInt64(v);
+	}
+	SPI_finish();
+	pfree(query);
+	return version;
+}
+
+/*
+ * event_store.stream_version(stream_id text) returns bigint: the stream's
+ * current version, 0 when it does not exist.
+ */
+Datum
+stream_version(PG_FUNCTION_ARGS)
+{
+	text	   *stream_id = PG_GETARG_TEXT_PP(0);
+	Relation	streams;
+	Oid			relid;
+	AclResult	aclresult;
+	int64		version;
+
+	(void) es_catalog_open(AccessShareLock, NULL, &streams);
+	relid = RelationGetRelid(streams);
+	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, RelationGetRelationName(streams));
+
+	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+		version = VersionByQuery(streams, stream_id);
+	else
+		version = VersionByIndex(streams, stream_id);
+
+	table_close(streams, NoLock);
+	PG_RETURN_INT64(version);
+}
