@@ -3,13 +3,14 @@
 #
 # Installs the build dependencies, builds with -Wall -Wextra -Werror,
 # installs, starts a throwaway cluster, runs the regression suite, the
-# isolation suite, the dump-and-restore, upgrade and hot-standby tests, and
+# isolation suite, the dump-and-restore, upgrade, hot-standby and logical
+# replication tests, and
 # short runs of the read_all stress test, the conflict stress test and the
 # crash test, prints regression.diffs of any suite that fails, and exits
 # non-zero on any failure.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-es_setup
+es_setup -c wal_level=logical
 
 passed=0
 failed=0
@@ -56,6 +57,7 @@ run_suite isolation test/results_isolation REGRESS=
 run_script dump_restore test/dump_restore.sh
 run_script upgrade test/upgrade.sh
 run_script standby test/standby.sh
+run_script logical_replication test/logical_replication.sh
 ES_STRESS_SECONDS=${ES_STRESS_SECONDS:-8} run_script stress_read_all test/stress_read_all.sh
 ES_CONFLICT_SECONDS=${ES_CONFLICT_SECONDS:-8} run_script stress_conflicts test/stress_conflicts.sh
 ES_CRASH_ROUNDS=${ES_CRASH_ROUNDS:-3} run_script crash_safety test/crash_safety.sh

@@ -12,9 +12,10 @@
  *
  * The triggers are ENABLE ALWAYS, so they fire under
  * session_replication_role = replica too.  The one exception is a logical
- * replication worker: on a subscriber it replays the changes that the
- * publisher's appends made (a head's UPDATE, for one), and those are history
- * moving forward, not being rewritten.
+ * replication worker: on a subscriber it replays what happened on the
+ * publisher, which the publisher's own guard has let through.  (An apply
+ * worker fires statement triggers only for a replicated TRUNCATE; a head's
+ * UPDATE arrives as a row change and fires none.)
  *
  * src/guard.c
  *

@@ -34,3 +34,21 @@ SELECT extrelocatable, extnamespace::regnamespace
 BEGIN READ ONLY;
 SELECT pg_temp.try($$SELECT event_store.append_event('ao-1', 2, 'Changed', '{}')$$);
 ROLLBACK;
+
+-- The guard holds under session_replication_role = replica as well (here a
+-- superuser's session); only logical replication's apply workers pass it,
+-- which test/logical_replication.sh tests.
+SET session_replication_role = replica;
+SELECT t.label, pg_temp.try(t.sql)
+  FROM (VALUES
+	('replica: delete events',   $$DELETE FROM event_store.events WHERE stream_id = 'ao-1'$$),
+	('replica: update events',   $$UPDATE event_store.events SET data = '{}' WHERE stream_id = 'ao-1'$$),
+	('replica: truncate events', $$TRUNCATE event_store.events$$),
+	('replica: update streams',  $$UPDATE event_store.streams SET version = 1 WHERE stream_id = 'ao-1'$$),
+	('replica: delete streams',  $$DELETE FROM event_store.streams$$)
+  ) AS t(label, sql);
+RESET session_replication_role;
+SELECT version, data FROM event_store.read_stream('ao-1');
+SELECT tgname, tgenabled FROM pg_trigger
+ WHERE tgrelid IN ('event_store.events'::regclass, 'event_store.streams'::regclass)
+ ORDER BY tgname;

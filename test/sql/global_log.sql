@@ -118,3 +118,28 @@ UPDATE pg_index SET indisvalid = false
 SELECT pg_temp.try($$SELECT * FROM event_store.read_category('gl_prod')$$);
 ROLLBACK;
 SELECT count(*) > 0 AS category_readable FROM event_store.read_category('gl_prod');
+
+-- safe_position never goes backwards: a rolled-back append's position stays
+-- settled after VACUUM has removed its tuple.
+SELECT event_store.append_event('gl_sp', 0, 'A', '{}');
+BEGIN;
+SELECT event_store.append_event('gl_sp', 1, 'Lost', '{}');
+ROLLBACK;
+SELECT event_store.safe_position() = last_value AS at_last_position
+  FROM event_store.events_global_position_seq;
+VACUUM event_store.events;
+SELECT event_store.safe_position() = last_value AS still_at_last_position
+  FROM event_store.events_global_position_seq;
+
+-- Each call's result is freed once the query is done with it: 2,000 calls
+-- in one query keep no more memory than a few (each used to keep a 1 MB
+-- context until the query ended).
+SELECT count(*) AS rows,
+	   (SELECT sum(total_bytes) FROM pg_backend_memory_contexts)
+		 < 64 * 1024 * 1024 AS memory_bounded
+  FROM generate_series(1, 2000) g, LATERAL event_store.read_all(g % 5, 1) r;
+SELECT count(*) AS rows,
+	   (SELECT sum(total_bytes) FROM pg_backend_memory_contexts)
+		 < 64 * 1024 * 1024 AS memory_bounded
+  FROM generate_series(1, 2000) g,
+	   LATERAL event_store.read_category('gl_prod', g % 3, 1) r;

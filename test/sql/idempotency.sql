@@ -71,3 +71,10 @@ SELECT event_store.append_events('id-3', 0, '[
 	{"type": "C", "data": 3, "id": "c000-0000-0000-4000-8000-0000-0000-00cc"},
 	{"type": "D", "data": 4, "id": "{c0000000-0000-4000-8000-0000000000dd}"}]');
 SELECT version, event_id FROM event_store.read_stream('id-3');
+
+-- Payloads are not compared: a retry is recognised by its event ids alone
+-- (as KurrentDB does).  A call with a stored id and another payload returns
+-- the first call's version and stores nothing; the first payload stays.
+SELECT event_store.append_event('id-pay', 0, 'A', '{"v": 1}', NULL, 'c0000000-0000-4000-8000-000000000031');
+SELECT event_store.append_event('id-pay', 0, 'B', '{"v": 2}', '{"m": 1}', 'c0000000-0000-4000-8000-000000000031');
+SELECT version, event_type, data, metadata FROM event_store.read_stream('id-pay');

@@ -77,3 +77,22 @@ DROP INDEX event_store.events_type_test_idx;
 SELECT event_store.append_event('tc-2', 0, 'Created', '{}');
 SELECT event_store.append_event('tc-1', 2, 'Changed', '{}');
 SELECT stream_id, version FROM event_store.streams WHERE stream_id LIKE 'tc-%' ORDER BY 1;
+
+-- The row type the read functions return must keep the events table's
+-- layout: they return stored tuples as they are.  A changed type gives an
+-- error, never a crash.
+BEGIN;
+ALTER TYPE event_store.event ALTER ATTRIBUTE version TYPE text;
+SELECT pg_temp.try($$SELECT * FROM event_store.read_all(0, 10)$$);
+SELECT pg_temp.try($$SELECT * FROM event_store.read_category('tc', 0, 10)$$);
+SELECT pg_temp.try($$SELECT count(*) FROM event_store.read_stream('tc-1')$$);
+ROLLBACK;
+BEGIN;
+ALTER TYPE event_store.event DROP ATTRIBUTE created_at;
+SELECT pg_temp.try($$SELECT * FROM event_store.read_all(0, 10)$$);
+ROLLBACK;
+BEGIN;
+ALTER TYPE event_store.event ADD ATTRIBUTE extra integer;
+SELECT pg_temp.try($$SELECT * FROM event_store.read_all(0, 10)$$);
+ROLLBACK;
+SELECT count(*) > 0 AS readable_again FROM event_store.read_all(0, 10);
