@@ -20,6 +20,9 @@
 #                    memory growth (default: all)
 #   BENCH_GROWTH_EVENTS  events stored before the growth run (default 10000000)
 #   BENCH_SERVER_OPTS    extra server options, e.g. "-c jit_above_cost=0"
+#   BENCH_SKIP_BUILD=1   skip the headers, build and install step and use the
+#                        event_store already installed (for trying the scripts)
+#   ES_PORT              the throwaway cluster's port (default 55432)
 
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
@@ -39,9 +42,20 @@ command -v gnuplot >/dev/null || {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null
 }
 
-ES_FSYNC=on es_setup -c shared_buffers=1GB -c max_wal_size=8GB \
-	-c checkpoint_timeout=30min -c max_connections=100 -c work_mem=4MB \
-	${BENCH_SERVER_OPTS:-}
+SERVER_OPTS=(-c shared_buffers=1GB -c max_wal_size=8GB
+	-c checkpoint_timeout=30min -c max_connections=100 -c work_mem=4MB)
+if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
+	# es_setup without es_install_deps and es_build_install: use the
+	# event_store that is already installed.
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "run this as root (it starts a cluster as the postgres user)" >&2
+		exit 1
+	fi
+	es_log "BENCH_SKIP_BUILD=1: using the installed event_store, not building it"
+	ES_FSYNC=on es_start_cluster "${SERVER_OPTS[@]}" ${BENCH_SERVER_OPTS:-}
+else
+	ES_FSYNC=on es_setup "${SERVER_OPTS[@]}" ${BENCH_SERVER_OPTS:-}
+fi
 createdb "$DB"
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f "$BENCH/setup.sql"
 
