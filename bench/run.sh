@@ -17,9 +17,31 @@
 #   BENCH_CLIENTS    client counts for the append workloads (default "1 4 16")
 #   BENCH_SYNC       synchronous_commit settings (default "off on")
 #   BENCH_WORKLOADS  any of: own hot rta batch notify replay readall size
-#                    memory growth (default: all)
+#                    memory version rta1k growth (default: all)
 #   BENCH_GROWTH_EVENTS  events stored before the growth run (default 10000000)
 #   BENCH_SERVER_OPTS    extra server options, e.g. "-c jit_above_cost=0"
+#   BENCH_SKIP_BUILD=1   skip the headers, build and install step and use the
+#                        event_store already installed (for trying the scripts)
+#   ES_PORT              the throwaway cluster's port (default 55432)
+#   MESSAGE_DB_SRC       a checkout of Message DB
+#                        (https://github.com/message-db/message-db), to add it
+#                        as a peer method ("message-db") to the version and
+#                        rta1k workloads.  run.sh installs it into the bench
+#                        database from that checkout's own SQL files (schema,
+#                        pgcrypto, messages table, the functions write_message
+#                        and stream_version need, its indexes); unset or not a
+#                        checkout: the message-db methods are skipped.  Its
+#                        code is not part of this repository.
+#
+# version: 4 clients, sync off, 1,000 streams of 5 events made beforehand;
+#   each transaction reads one random stream's version: event_store
+#   (stream_version), plain (the heads table's index probe; the ratio base),
+#   max-version (max(version) over a bare events table indexed on
+#   (stream_id, version)), message-db (message_store.stream_version).
+# rta1k: read then append, 4 clients, sync off and on, on 1,000 streams each
+#   in its own category (Message DB locks a whole category): hand-written,
+#   event_store, message-db.  Besides tps, records successful appends per
+#   second (tps times the run's share of appends that did not conflict).
 
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
@@ -27,23 +49,64 @@ SECONDS_PER_RUN=${BENCH_SECONDS:-20}
 REPS=${BENCH_REPS:-3}
 CLIENTS=${BENCH_CLIENTS:-"1 4 16"}
 SYNCS=${BENCH_SYNC:-"off on"}
-WORKLOADS=${BENCH_WORKLOADS:-"own hot rta batch notify replay readall size memory growth"}
+WORKLOADS=${BENCH_WORKLOADS:-"own hot rta batch notify replay readall size memory version rta1k growth"}
 GROWTH_EVENTS=${BENCH_GROWTH_EVENTS:-10000000}
 BENCH=$ES_ROOT/bench
 DB=bench
 RESULTS=$BENCH/results.md
 RAW=$(mktemp /tmp/es_bench_raw.XXXXXX)
 
+has() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+
 command -v gnuplot >/dev/null || {
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null
 }
 
-ES_FSYNC=on es_setup -c shared_buffers=1GB -c max_wal_size=8GB \
-	-c checkpoint_timeout=30min -c max_connections=100 -c work_mem=4MB \
-	${BENCH_SERVER_OPTS:-}
+SERVER_OPTS=(-c shared_buffers=1GB -c max_wal_size=8GB
+	-c checkpoint_timeout=30min -c max_connections=100 -c work_mem=4MB)
+if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
+	# es_setup without es_install_deps and es_build_install: use the
+	# event_store that is already installed.
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "run this as root (it starts a cluster as the postgres user)" >&2
+		exit 1
+	fi
+	es_log "BENCH_SKIP_BUILD=1: using the installed event_store, not building it"
+	ES_FSYNC=on es_start_cluster "${SERVER_OPTS[@]}" ${BENCH_SERVER_OPTS:-}
+else
+	ES_FSYNC=on es_setup "${SERVER_OPTS[@]}" ${BENCH_SERVER_OPTS:-}
+fi
 createdb "$DB"
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f "$BENCH/setup.sql"
+
+# Message DB, optional: from a checkout's own SQL files, in the order of its
+# database/install.sh, install-functions.sh and install-indexes.sh, only what
+# write_message and stream_version need (no role, views or grants: the bench
+# connects as the superuser).  Its functions name each other and their table
+# unqualified, found through the search_path; Message DB relies on its role's
+# default "$user" schema for that, the bench sets search_path for its
+# methods (MDB_PGOPTIONS).
+MDB=""
+MDB_PGOPTIONS="-c search_path=message_store,public"
+MDB_DIR=${MESSAGE_DB_SRC:+$MESSAGE_DB_SRC/database}
+if { has version || has rta1k; }; then
+	if [ -n "${MESSAGE_DB_SRC:-}" ] && [ -f "$MDB_DIR/functions/write-message.sql" ]; then
+		echo "installing Message DB $(cat "$MDB_DIR/VERSION.txt" 2>/dev/null) from $MESSAGE_DB_SRC"
+		for f in schema/message-store.sql extensions/pgcrypto.sql tables/messages.sql \
+			functions/message-store-version.sql functions/hash-64.sql \
+			functions/acquire-lock.sql functions/category.sql \
+			functions/stream-version.sql functions/write-message.sql \
+			indexes/messages-id.sql indexes/messages-stream.sql \
+			indexes/messages-category.sql; do
+			PGOPTIONS="-c client_min_messages=warning" \
+				psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f "$MDB_DIR/$f"
+		done
+		MDB=1
+	else
+		echo "note: MESSAGE_DB_SRC ${MESSAGE_DB_SRC:+($MESSAGE_DB_SRC) }is not set or not a Message DB checkout; skipping the message-db methods"
+	fi
+fi
 
 run_id=0
 batch=$(cat "$BENCH/batch100.json")
@@ -75,16 +138,27 @@ interleave() {
 			METHOD_PGOPTIONS=""
 			if [[ $name == *+notify ]]; then
 				METHOD_PGOPTIONS="-c event_store.notify=on"
+			elif [[ $name == message-db* ]]; then
+				METHOD_PGOPTIONS=$MDB_PGOPTIONS
 			fi
 			run_id=$((run_id + 1))
 			tps=$(pgb "$script" "$clients" "$sync" "$run_id" ${PGB_ARGS[@]+"${PGB_ARGS[@]}"})
 			echo "  $workload c=$clients sync=$sync $name run $rep: $tps tps"
 			record "$workload $clients $sync ${name// /=} ${tps:-0} tps"
+			if [ -n "${RUN_OUTCOMES:-}" ]; then
+				# Successful appends per second: tps times the share of
+				# this run's transactions whose append succeeded.
+				local ok all
+				read -r ok all < <(psql -X -At -F ' ' -d "$DB" -c \
+					"SELECT count(*) FILTER (WHERE ok), count(*) FROM bench.rta_outcomes WHERE run = $run_id")
+				echo "  $workload c=$clients sync=$sync $name run $rep: $ok of $all appends succeeded"
+				record "$workload $clients $sync ${name// /=} $(awk -v t="${tps:-0}" -v o="$ok" -v a="$all" \
+					'BEGIN { printf "%.1f", a ? t * o / a : 0 }') ok-appends/s"
+			fi
 		done
 	done
 }
 
-has() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 PGB_ARGS=()
 
 # Growth, first half: appends into a store that is still empty.
@@ -205,6 +279,59 @@ SQL
 	record "memory 1 - event_store $(echo "$mem" | tr -d '\n') kB"
 fi
 
+if has version; then
+	echo "version: loading 1,000 streams of 5 events"
+	payload='{"customer": {"id": 12345, "name": "Jane Doe", "email": "jane@example.com"}, "items": [{"sku": "A-100", "qty": 2, "price": 19.99}, {"sku": "B-200", "qty": 1, "price": 5.49}], "total": 45.47, "currency": "EUR"}'
+	psql -X -q -v ON_ERROR_STOP=1 -v payload="$payload" -d "$DB" <<'SQL'
+SELECT count(event_store.append_events('ver-' || s, 0,
+	(SELECT jsonb_agg(jsonb_build_object('type', 'Bench', 'data', :'payload'::jsonb))
+	   FROM generate_series(1, 5))))
+  FROM generate_series(1, 1000) s \g /dev/null
+INSERT INTO bench.floor_events (stream_id, version, event_id, event_type, data)
+SELECT 'ver-' || s, v, gen_random_uuid(), 'Bench', :'payload'::jsonb
+  FROM generate_series(1, 1000) s, generate_series(1, 5) v;
+VACUUM ANALYZE event_store.streams;
+VACUUM ANALYZE event_store.events;
+VACUUM ANALYZE bench.floor_events;
+SQL
+	methods=(plain=version_plain.sql max-version=version_max.sql event_store=version_es.sql)
+	if [ -n "$MDB" ]; then
+		# Positions 0 to 4, each written expecting the one before (-1: a
+		# new stream).
+		PGOPTIONS=$MDB_PGOPTIONS psql -X -q -v ON_ERROR_STOP=1 -v payload="$payload" -d "$DB" <<'SQL'
+SELECT set_config('bench.payload', :'payload', false) \g /dev/null
+DO $$
+BEGIN
+	FOR s IN 1..1000 LOOP
+		FOR p IN 0..4 LOOP
+			PERFORM message_store.write_message(gen_random_uuid()::varchar,
+				'ver-' || s, 'Bench', current_setting('bench.payload')::jsonb,
+				NULL, p - 1);
+		END LOOP;
+	END LOOP;
+END $$;
+VACUUM ANALYZE message_store.messages;
+SQL
+		methods+=(message-db=version_mdb.sql)
+	fi
+	interleave version 4 off "${methods[@]}"
+fi
+
+if has rta1k; then
+	methods=(hand-written=rta1k_hw.sql event_store=rta1k_es.sql)
+	[ -n "$MDB" ] && methods+=(message-db=rta1k_mdb.sql)
+	RUN_OUTCOMES=1
+	for sync in $SYNCS; do
+		psql -X -q -d "$DB" -c "TRUNCATE bench.rta_outcomes"
+		interleave rta1k 4 "$sync" "${methods[@]}"
+		psql -X -At -d "$DB" -F ' ' -c "SELECT method, count(*) FILTER (WHERE ok), count(*) FROM bench.rta_outcomes GROUP BY method" |
+			while read -r m ok all; do
+				record "rta1k_outcome 4 $sync $m $ok/$all ok"
+			done
+	done
+	RUN_OUTCOMES=""
+fi
+
 if has growth; then
 	echo "growth: storing $GROWTH_EVENTS events"
 	psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "SELECT count(event_store.append_events('growth-' || g, NULL,
@@ -225,7 +352,9 @@ other = []
 for line in open(raw):
     parts = line.split()
     w, c, s, m, v, unit = parts[0], parts[1], parts[2], parts[3], parts[4], " ".join(parts[5:])
-    if unit == "tps":
+    if unit in ("tps", "ok-appends/s"):
+        if unit != "tps":
+            w = f"{w} ({unit})"
         runs.setdefault((w, c, s), collections.OrderedDict()).setdefault(m, []).append(float(v))
     else:
         other.append((w, c, s, m, v, unit))

@@ -7,6 +7,8 @@
 --                with the semantics of event_store.append_event(s), on copies
 --                of the events and heads tables: the baseline a user would
 --                write by hand.
+--   (rta1k)      bench.try_mdb: Message DB's write_message behind the same
+--                kind of try-wrapper, when run.sh installs Message DB.
 
 CREATE EXTENSION IF NOT EXISTS event_store;
 CREATE SCHEMA bench;
@@ -106,5 +108,25 @@ LANGUAGE sql STABLE AS $$
 	SELECT COALESCE((SELECT version FROM bench.hw_streams WHERE stream_id = p_stream), 0)
 $$;
 
--- Outcomes of "read then append", per method.
-CREATE UNLOGGED TABLE bench.rta_outcomes (method text, ok boolean);
+-- Message DB's append for "read then append" (rta1k), the same way.  Message
+-- DB raises its conflict with a plain RAISE EXCEPTION (SQLSTATE P0001), so
+-- the wrapper tells it from other errors by its message.  Its functions find
+-- each other and their table through the search_path, which must hold
+-- message_store (run.sh sets it for the message-db methods).  Message DB
+-- itself is installed by run.sh only when MESSAGE_DB_SRC is set.
+CREATE FUNCTION bench.try_mdb(p_stream text, p_expected bigint, p_data jsonb)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM message_store.write_message(gen_random_uuid()::varchar, p_stream,
+		'Bench', p_data, NULL, p_expected);
+	RETURN true;
+EXCEPTION WHEN raise_exception THEN
+	IF SQLERRM LIKE 'Wrong expected version:%' THEN
+		RETURN false;
+	END IF;
+	RAISE;
+END $$;
+
+-- Outcomes of "read then append", per method (and, for rta1k, per pgbench
+-- run, for successful appends per second).
+CREATE UNLOGGED TABLE bench.rta_outcomes (method text, ok boolean, run integer);
