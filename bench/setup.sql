@@ -130,3 +130,24 @@ END $$;
 -- Outcomes of "read then append", per method (and, for rta1k, per pgbench
 -- run, for successful appends per second).
 CREATE UNLOGGED TABLE bench.rta_outcomes (method text, ok boolean, run integer);
+
+-- rta1k keeps no outcome rows (an INSERT per transaction would dilute the
+-- comparison): the appends that succeeded in a run are counted from what the
+-- method stored, in streams named r<run>x<n>-1.
+CREATE FUNCTION bench.rta1k_stored(p_method text, p_run integer)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+	n bigint;
+BEGIN
+	IF p_method = 'event_store' THEN
+		SELECT sum(version) INTO n FROM event_store.streams
+		 WHERE stream_id LIKE 'r' || p_run || 'x%';
+	ELSIF p_method = 'hand-written' THEN
+		SELECT sum(version) INTO n FROM bench.hw_streams
+		 WHERE stream_id LIKE 'r' || p_run || 'x%';
+	ELSE
+		EXECUTE 'SELECT count(*) FROM message_store.messages WHERE stream_name LIKE $1'
+		   INTO n USING 'r' || p_run || 'x%';
+	END IF;
+	RETURN coalesce(n, 0);
+END $$;

@@ -64,7 +64,9 @@ VersionByIndex(Relation streams, text *stream_id)
 	slot = table_slot_create(streams, NULL);
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));
-	scan = index_beginscan(streams, pkey, GetActiveSnapshot(), 1, 0);
+	scan = index_beginscan(streams, pkey,
+						   ActiveSnapshotSet() ? GetActiveSnapshot() :
+						   GetTransactionSnapshot(), 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	if (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
