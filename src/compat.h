@@ -14,23 +14,30 @@
 
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/tableam.h"
 #include "executor/executor.h"
 #include "storage/lock.h"
+#include "utils/relcache.h"
 
 /*
  * Insert a stored tuple's index entries.  With no_wait, unique and exclusion
  * checks do not wait for other transactions and return the indexes whose
- * check must be finished later, as for a deferrable constraint.  (16 added
- * the onlySummarizing argument.)
+ * check must be finished later, as for a deferrable constraint.  With
+ * only_summarizing (an update that es_tuple_update says was HOT but changed a
+ * summarized column), only the summarizing indexes get an entry.  (16 added
+ * the onlySummarizing argument; before 16 a HOT update needs no entry at all,
+ * so only_summarizing is never true there.)
  */
 static inline List *
 es_insert_index_tuples(ResultRelInfo *rri, TupleTableSlot *slot,
-					   EState *estate, bool no_wait)
+					   EState *estate, bool no_wait, bool only_summarizing)
 {
 #if PG_VERSION_NUM >= 160000
 	return ExecInsertIndexTuples(rri, slot, estate, false, no_wait, NULL, NIL,
-								 false);
+								 only_summarizing);
 #else
+	Assert(!only_summarizing);
 	return ExecInsertIndexTuples(rri, slot, estate, false, no_wait, NULL, NIL);
 #endif
 }
@@ -43,6 +50,60 @@ es_lock_held_by_me(const LOCKTAG *tag, LOCKMODE mode)
 	return LockHeldByMe(tag, mode, false);
 #else
 	return LockHeldByMe(tag, mode);
+#endif
+}
+
+/*
+ * Update the tuple at otid to slot's contents.  On success *update_indexes
+ * says whether the new tuple needs index entries and *only_summarizing
+ * whether those are for the summarizing indexes only.  (16 replaced the bool
+ * by TU_UpdateIndexes: TU_None, TU_All, TU_Summarizing.)
+ */
+static inline TM_Result
+es_tuple_update(Relation rel, ItemPointer otid, TupleTableSlot *slot,
+				CommandId cid, Snapshot snapshot, Snapshot crosscheck,
+				bool wait, TM_FailureData *tmfd, LockTupleMode *lockmode,
+				bool *update_indexes, bool *only_summarizing)
+{
+#if PG_VERSION_NUM >= 160000
+	TU_UpdateIndexes which = TU_All;
+	TM_Result	result;
+
+	result = table_tuple_update(rel, otid, slot, cid, snapshot, crosscheck,
+								wait, tmfd, lockmode, &which);
+	*update_indexes = (which != TU_None);
+	*only_summarizing = (which == TU_Summarizing);
+	return result;
+#else
+	*only_summarizing = false;
+	return table_tuple_update(rel, otid, slot, cid, snapshot, crosscheck,
+							  wait, tmfd, lockmode, update_indexes);
+#endif
+}
+
+/* Begin an index scan.  (18 added the instrument argument.) */
+static inline IndexScanDesc
+es_index_beginscan(Relation heap, Relation index, Snapshot snapshot,
+				   int nkeys, int norderbys)
+{
+#if PG_VERSION_NUM >= 180000
+	return index_beginscan(heap, index, snapshot, NULL, nkeys, norderbys);
+#else
+	return index_beginscan(heap, index, snapshot, nkeys, norderbys);
+#endif
+}
+
+/*
+ * The table's primary key index, InvalidOid when it has none or only a
+ * deferrable one.  (18 added deferrable_ok; false is what 15 to 17 do.)
+ */
+static inline Oid
+es_primary_key_index(Relation rel)
+{
+#if PG_VERSION_NUM >= 180000
+	return RelationGetPrimaryKeyIndex(rel, false);
+#else
+	return RelationGetPrimaryKeyIndex(rel);
 #endif
 }
 

@@ -198,7 +198,7 @@ HighestStored(Relation events, Relation pkey)
 	int64		high = 0;
 
 	slot = table_slot_create(events, NULL);
-	scan = index_beginscan(events, pkey, SnapshotAny, 0, 0);
+	scan = es_index_beginscan(events, pkey, SnapshotAny, 0, 0);
 	index_rescan(scan, NULL, 0, NULL, 0);
 	if (index_getnext_slot(scan, BackwardScanDirection, slot))
 	{

@@ -168,7 +168,7 @@ OpenForRead(EsReadRelations *r, bool need_category)
 {
 	const EsCatalog *cat = es_catalog_open(AccessShareLock, &r->events, NULL);
 	Oid			relid = RelationGetRelid(r->events);
-	Oid			pkey = RelationGetPrimaryKeyIndex(r->events);
+	Oid			pkey = es_primary_key_index(r->events);
 	AclResult	aclresult;
 
 	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
@@ -328,7 +328,7 @@ ScanLog(LogSink *sink, Relation events, Relation index, Snapshot snapshot,
 
 	InitDirtySnapshot(dirty);
 	slot = table_slot_create(events, NULL);
-	scan = index_beginscan(events, index, &dirty, nkeys, 0);
+	scan = es_index_beginscan(events, index, &dirty, nkeys, 0);
 	index_rescan(scan, keys, nkeys, NULL, 0);
 
 	while (result.accepted < max_count &&
@@ -378,7 +378,7 @@ GapHasTuple(Relation events, Relation pkey, TupleTableSlot *slot,
 				Int64GetDatum(low));
 	ScanKeyInit(&keys[1], 1, BTLessStrategyNumber, F_INT8LT,
 				Int64GetDatum(high));
-	scan = index_beginscan(events, pkey, &dirty, 2, 0);
+	scan = es_index_beginscan(events, pkey, &dirty, 2, 0);
 	index_rescan(scan, keys, 2, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	index_endscan(scan);
@@ -405,7 +405,7 @@ ScanAll(LogSink *sink, Relation events, Relation pkey, Snapshot snapshot,
 	probe = table_slot_create(events, NULL);
 	ScanKeyInit(&key, 1, BTGreaterStrategyNumber, F_INT8GT,
 				Int64GetDatum(after));
-	scan = index_beginscan(events, pkey, snapshot, 1, 0);
+	scan = es_index_beginscan(events, pkey, snapshot, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 
 	while (result.accepted < max_count &&

@@ -36,6 +36,7 @@
 #include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 
+#include "compat.h"
 #include "event_store.h"
 
 PG_FUNCTION_INFO_V1(stream_version);
@@ -47,7 +48,7 @@ static int64 VersionByQuery(Relation streams, text *stream_id);
 static int64
 VersionByIndex(Relation streams, text *stream_id)
 {
-	Oid			pkeyid = RelationGetPrimaryKeyIndex(streams);
+	Oid			pkeyid = es_primary_key_index(streams);
 	Relation	pkey;
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
@@ -64,9 +65,9 @@ VersionByIndex(Relation streams, text *stream_id)
 	slot = table_slot_create(streams, NULL);
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));
-	scan = index_beginscan(streams, pkey,
-						   ActiveSnapshotSet() ? GetActiveSnapshot() :
-						   GetTransactionSnapshot(), 1, 0);
+	scan = es_index_beginscan(streams, pkey,
+							  ActiveSnapshotSet() ? GetActiveSnapshot() :
+							  GetTransactionSnapshot(), 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	if (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{

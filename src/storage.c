@@ -120,7 +120,7 @@ es_storage_open(EsStorage *st)
 	if (st->event_id_idx == NULL)
 		MissingIndex(st->events, "unique index on event_id");
 
-	pkey = RelationGetPrimaryKeyIndex(st->streams);
+	pkey = es_primary_key_index(st->streams);
 	for (int i = 0; i < st->streams_rri->ri_NumIndices; i++)
 	{
 		Relation	index = st->streams_rri->ri_IndexRelationDescs[i];
@@ -142,9 +142,11 @@ es_storage_open(EsStorage *st)
  * (a deferrable constraint that may have been violated is refused).
  */
 static void
-InsertIndexEntries(EsStorage *st, ResultRelInfo *rri, TupleTableSlot *slot)
+InsertIndexEntries(EsStorage *st, ResultRelInfo *rri, TupleTableSlot *slot,
+				   bool only_summarizing)
 {
-	List	   *recheck = es_insert_index_tuples(rri, slot, st->estate, false);
+	List	   *recheck = es_insert_index_tuples(rri, slot, st->estate, false,
+												 only_summarizing);
 
 	if (recheck != NIL)
 		FinishIndexChecks(st, rri, slot, recheck);
@@ -165,7 +167,7 @@ es_storage_read_head(EsStorage *st, text *stream_id)
 
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));
-	scan = index_beginscan(st->streams, st->streams_pkey, st->snapshot, 1, 0);
+	scan = es_index_beginscan(st->streams, st->streams_pkey, st->snapshot, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 
 	st->head_found = index_getnext_slot(scan, ForwardScanDirection,
@@ -233,7 +235,7 @@ es_storage_find_event(EsStorage *st, const pg_uuid_t *id, text *stream_id,
 		InitDirtySnapshot(dirty);
 		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ,
 					UUIDPGetDatum(id));
-		scan = index_beginscan(st->events, st->event_id_idx, &dirty, 1, 0);
+		scan = es_index_beginscan(st->events, st->event_id_idx, &dirty, 1, 0);
 		index_rescan(scan, &key, 1, NULL, 0);
 
 		found = index_getnext_slot(scan, ForwardScanDirection, st->events_slot);
@@ -361,7 +363,8 @@ es_storage_insert_event(EsStorage *st, text *stream_id, int64 version,
 	if (RelationGetDescr(st->events)->constr != NULL)
 		ExecConstraints(st->events_rri, slot, st->estate);
 	table_tuple_insert(st->events, slot, GetCurrentCommandId(true), 0, NULL);
-	recheck = es_insert_index_tuples(st->events_rri, slot, st->estate, first);
+	recheck = es_insert_index_tuples(st->events_rri, slot, st->estate, first,
+									 false);
 	if (first)
 		es_gate_exit(st->gate);
 
@@ -386,6 +389,7 @@ es_storage_write_head(EsStorage *st, text *stream_id, int64 version)
 {
 	TupleTableSlot *slot = st->streams_slot;
 	bool		update_indexes = true;
+	bool		only_summarizing = false;
 
 	if (st->head_moved_after_snapshot)
 		ereport(ERROR,
@@ -409,10 +413,10 @@ es_storage_write_head(EsStorage *st, text *stream_id, int64 version)
 		LockTupleMode lockmode;
 		TM_Result	result;
 
-		result = table_tuple_update(st->streams, &st->head_tid, slot,
-									GetCurrentCommandId(true), st->snapshot,
-									InvalidSnapshot, true, &tmfd, &lockmode,
-									&update_indexes);
+		result = es_tuple_update(st->streams, &st->head_tid, slot,
+								 GetCurrentCommandId(true), st->snapshot,
+								 InvalidSnapshot, true, &tmfd, &lockmode,
+								 &update_indexes, &only_summarizing);
 		if (result != TM_Ok)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -425,7 +429,7 @@ es_storage_write_head(EsStorage *st, text *stream_id, int64 version)
 						   NULL);
 
 	if (update_indexes)
-		InsertIndexEntries(st, st->streams_rri, slot);
+		InsertIndexEntries(st, st->streams_rri, slot, only_summarizing);
 	ExecClearTuple(slot);
 }
 
