@@ -22,10 +22,20 @@
 
 #include "access/table.h"
 #include "access/htup_details.h"
+#include "access/genam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_sequence.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -52,7 +62,11 @@ InvalidateCatalog(Datum arg, Oid relid)
 		relid == cache.events ||
 		relid == cache.events_seq ||
 		relid == cache.streams ||
-		relid == cache.gate)
+		relid == cache.gate ||
+		relid == cache.position_idx ||
+		relid == cache.category_idx ||
+		relid == cache.event_id_idx ||
+		relid == cache.stream_id_idx)
 		cache_valid = false;
 }
 
@@ -166,6 +180,187 @@ es_check_row_type(TupleDesc desc)
 				 errhint("Undo the change to the type's attributes, or reinstall the extension.")));
 }
 
+/* The OID of event_store.category(text), which the category index uses. */
+static Oid
+LookupCategoryFunction(void)
+{
+	Oid			argtypes[1] = {TEXTOID};
+
+	return LookupFuncName(list_make2(makeString(ES_SCHEMA),
+									 makeString("category")),
+						  1, argtypes, false);
+}
+
+/*
+ * Is the index a btree whose key columns are exactly these (0 for an
+ * expression), each ascending, with the default operator class of its type
+ * and a deterministic collation, and with no predicate?  types gives each
+ * key's type.
+ */
+static bool
+KeysAre(Relation index, const AttrNumber *attnums, const Oid *types, int nkeys)
+{
+	Form_pg_index form = index->rd_index;
+
+	if (index->rd_rel->relam != BTREE_AM_OID ||
+		form->indnkeyatts != nkeys ||
+		!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL))
+		return false;
+	for (int i = 0; i < nkeys; i++)
+	{
+		Oid			opclass = GetDefaultOpClass(types[i], BTREE_AM_OID);
+
+		if (form->indkey.values[i] != attnums[i] ||
+			(index->rd_indoption[i] & INDOPTION_DESC) != 0 ||
+			!OidIsValid(opclass) ||
+			index->rd_opfamily[i] != get_opclass_family(opclass) ||
+			(OidIsValid(index->rd_indcollation[i]) &&
+			 !get_collation_isdeterministic(index->rd_indcollation[i])))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Is the index's one expression event_store.category(stream_id), as the
+ * install script writes it?  The expression is read as stored, before the
+ * planner would inline the SQL function.
+ */
+static bool
+IsCategoryExpression(Relation index, Oid category_fn)
+{
+	Datum		exprs;
+	bool		isnull;
+	List	   *list;
+	Expr	   *expected;
+
+	exprs = SysCacheGetAttr(INDEXRELID, index->rd_indextuple,
+							Anum_pg_index_indexprs, &isnull);
+	if (isnull)
+		return false;
+	list = (List *) stringToNode(TextDatumGetCString(exprs));
+	if (list_length(list) != 1)
+		return false;
+	expected = (Expr *) makeFuncExpr(category_fn, TEXTOID,
+									 list_make1(makeVar(1, Anum_es_events_stream_id,
+														TEXTOID, -1,
+														C_COLLATION_OID, 0)),
+									 C_COLLATION_OID, C_COLLATION_OID,
+									 COERCE_EXPLICIT_CALL);
+	return equal(linitial(list), expected);
+}
+
+/*
+ * Among matching indexes, prefer one that is ready to be read: an index that
+ * is still being built, or being dropped, lacks entries.  es_open_index
+ * refuses one that is not.
+ */
+static void
+Consider(Oid *slot, Relation index)
+{
+	Form_pg_index form = index->rd_index;
+
+	if (!OidIsValid(*slot) ||
+		(form->indisvalid && form->indisready && form->indislive))
+		*slot = RelationGetRelid(index);
+}
+
+/* Find the indexes of the events table (or of the heads table). */
+static void
+FindIndexes(EsCatalog *cat, Relation table, bool is_events)
+{
+	static const AttrNumber position_keys[1] = {Anum_es_events_global_position};
+	static const Oid position_types[1] = {INT8OID};
+	static const AttrNumber category_keys[2] = {0, Anum_es_events_global_position};
+	static const Oid category_types[2] = {TEXTOID, INT8OID};
+	static const AttrNumber event_id_keys[1] = {Anum_es_events_event_id};
+	static const Oid event_id_types[1] = {UUIDOID};
+	static const AttrNumber stream_id_keys[1] = {Anum_es_streams_stream_id};
+	static const Oid stream_id_types[1] = {TEXTOID};
+	List	   *indexes = RelationGetIndexList(table);
+	ListCell   *lc;
+
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		bool		unique = index->rd_index->indisunique;
+
+		if (!is_events)
+		{
+			if (unique && KeysAre(index, stream_id_keys, stream_id_types, 1))
+				Consider(&cat->stream_id_idx, index);
+		}
+		else if (unique && KeysAre(index, position_keys, position_types, 1))
+			Consider(&cat->position_idx, index);
+		else if (unique && index->rd_index->indimmediate &&
+				 KeysAre(index, event_id_keys, event_id_types, 1))
+			Consider(&cat->event_id_idx, index);
+		else if (KeysAre(index, category_keys, category_types, 2) &&
+				 IsCategoryExpression(index, cat->category_fn))
+			Consider(&cat->category_idx, index);
+		index_close(index, AccessShareLock);
+	}
+	list_free(indexes);
+}
+
+/* Refuse to go on when the catalog found no index of a needed shape. */
+void
+es_require_index(Relation table, Oid indexid, const char *what)
+{
+	if (!OidIsValid(indexid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s.%s\" has no index on %s",
+						ES_SCHEMA, RelationGetRelationName(table), what),
+				 errdetail("event_store needs a btree index on exactly those keys, ascending, with no predicate."),
+				 errhint("Reinstall the extension, after saving its data.")));
+}
+
+/* Refuse an index that is being built or dropped: it lacks entries. */
+void
+es_check_index_usable(Relation index)
+{
+	Form_pg_index form = index->rd_index;
+
+	if (!form->indisvalid || !form->indisready || !form->indislive)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("index \"%s\" is not usable",
+						RelationGetRelationName(index)),
+				 errdetail("It is being built or dropped, or its build failed."),
+				 errhint("Rebuild it with REINDEX INDEX %s.%s.", ES_SCHEMA,
+						 RelationGetRelationName(index))));
+}
+
+/* Open an index that the catalog found, checked as above. */
+Relation
+es_open_index(Relation table, Oid indexid, LOCKMODE mode, const char *what)
+{
+	Relation	index;
+
+	es_require_index(table, indexid, what);
+	index = index_open(indexid, mode);
+	es_check_index_usable(index);
+	return index;
+}
+
+/*
+ * Check the caller's right to read a table below the executor, as a SELECT
+ * of all its columns would: SELECT on the table, or on every column.
+ */
+void
+es_check_select(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	Oid			user = GetUserId();
+
+	if (pg_class_aclcheck(relid, user, ACL_SELECT) == ACLCHECK_OK ||
+		pg_attribute_aclcheck_all(relid, user, ACL_SELECT,
+								  ACLMASK_ALL) == ACLCHECK_OK)
+		return;
+	aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, RelationGetRelationName(rel));
+}
+
 /* Return the extension's relation OIDs, looking them up if needed. */
 static const EsCatalog *
 GetCatalog(void)
@@ -187,6 +382,11 @@ GetCatalog(void)
 	found.events_seq = LookupRelation(nsp, "events_global_position_seq");
 	found.streams = LookupRelation(nsp, "streams");
 	found.gate = LookupRelation(nsp, "event");
+	found.category_fn = LookupCategoryFunction();
+	found.position_idx = InvalidOid;
+	found.category_idx = InvalidOid;
+	found.event_id_idx = InvalidOid;
+	found.stream_id_idx = InvalidOid;
 	CheckSequence(found.events_seq);
 
 	cache = found;
@@ -223,18 +423,21 @@ es_catalog_open(LOCKMODE mode, Relation *events, Relation *streams)
 		{
 			/*
 			 * Check the shapes once per cached catalog, on the locked
-			 * tables: an ALTER TABLE invalidates the cache, so a change is
-			 * seen on the next open.  Readers rely on the events table's
-			 * shape to return its tuples as they are.
+			 * tables, and find their indexes: an ALTER TABLE or a change of
+			 * index invalidates the cache, so a change is seen on the next
+			 * open.  Readers rely on the events table's shape to return its
+			 * tuples as they are.
 			 */
 			if (!events_checked && e != NULL)
 			{
 				CheckShape(e, events_types, Natts_es_events);
+				FindIndexes(&cache, e, true);
 				events_checked = true;
 			}
 			if (!streams_checked && s != NULL)
 			{
 				CheckShape(s, streams_types, Natts_es_streams);
+				FindIndexes(&cache, s, false);
 				streams_checked = true;
 			}
 			if (events != NULL)

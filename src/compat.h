@@ -18,7 +18,6 @@
 #include "access/tableam.h"
 #include "executor/executor.h"
 #include "storage/lock.h"
-#include "utils/relcache.h"
 
 /*
  * Insert a stored tuple's index entries.  With no_wait, unique and exclusion
@@ -90,20 +89,6 @@ es_index_beginscan(Relation heap, Relation index, Snapshot snapshot,
 	return index_beginscan(heap, index, snapshot, NULL, nkeys, norderbys);
 #else
 	return index_beginscan(heap, index, snapshot, nkeys, norderbys);
-#endif
-}
-
-/*
- * The table's primary key index, InvalidOid when it has none or only a
- * deferrable one.  (18 added deferrable_ok; false is what 15 to 17 do.)
- */
-static inline Oid
-es_primary_key_index(Relation rel)
-{
-#if PG_VERSION_NUM >= 180000
-	return RelationGetPrimaryKeyIndex(rel, false);
-#else
-	return RelationGetPrimaryKeyIndex(rel);
 #endif
 }
 

@@ -57,11 +57,28 @@ typedef struct EsCatalog
 	Oid			events_seq;		/* event_store.events_global_position_seq */
 	Oid			streams;		/* event_store.streams */
 	Oid			gate;			/* relation of type event_store.event: the
-								 * gate of global_log.c */
+								 * gate of gate.c */
+	Oid			category_fn;	/* event_store.category(text) */
+
+	/*
+	 * The indexes the code relies on, found by their shape (not their name)
+	 * once the table is locked; InvalidOid when the table has none.
+	 */
+	Oid			position_idx;	/* unique, on events (global_position) */
+	Oid			category_idx;	/* on events (category(stream_id),
+								 * global_position) */
+	Oid			event_id_idx;	/* unique and immediate, on events
+								 * (event_id) */
+	Oid			stream_id_idx;	/* unique, on streams (stream_id) */
 } EsCatalog;
 
 extern const EsCatalog *es_catalog_open(LOCKMODE mode, Relation *events,
 										Relation *streams);
+extern void es_require_index(Relation table, Oid indexid, const char *what);
+extern void es_check_index_usable(Relation index);
+extern Relation es_open_index(Relation table, Oid indexid, LOCKMODE mode,
+							  const char *what);
+extern void es_check_select(Relation rel);
 extern void es_catalog_init(void);
 extern void es_check_row_type(TupleDesc desc);
 

@@ -83,13 +83,19 @@
  * decrease either, also after VACUUM removes rolled-back tuples.
  *
  * Waiting.  A reader waits only for appends that are inside their window,
- * and never queues in the lock manager, so it holds up no one.  Its polling
- * starts with a few immediate re-checks, then sleeps of doubling length up
- * to a millisecond; it honours cancel, statement_timeout and lock_timeout,
- * and shows as wait event "Extension" in pg_stat_activity.  Since the wait
- * is not a lock wait, the deadlock detector does not see it: a constraint
- * of the user's that makes the first event wait for a transaction that then
- * reads the global log would hang until one of those timeouts.
+ * and never queues for a mode that appends take, so it holds up no one.  Its
+ * polling starts with a few immediate re-checks, then sleeps of doubling
+ * length up to a millisecond; it honours cancel, statement_timeout and
+ * lock_timeout, and shows as wait event "Extension" in pg_stat_activity.
+ * Since the wait is not a lock wait, the deadlock detector does not see it:
+ * a constraint of the user's that makes the first event wait for a
+ * transaction that then reads the global log would hang until one of those
+ * timeouts.  The gate's holders may also include DDL on the type
+ * (COMMENT, ALTER TYPE), which holds ShareUpdateExclusiveLock or stronger
+ * until its transaction ends; the reader waits for that in the lock manager,
+ * in ShareUpdateExclusiveLock, which conflicts with those modes and not with
+ * RowExclusiveLock, so that the deadlock detector sees the wait and appends
+ * still never queue behind the reader.
  *
  * Not covered.  A hot standby cannot see the primary's gate, so there the
  * high-water mark is the highest position stored, and the guarantee does not
@@ -129,7 +135,9 @@
 static void GateTag(LOCKTAG *tag, Oid gate);
 static int64 LastPositionTaken(Oid seqid);
 static int64 HighestStored(Relation events, Relation pkey);
-static VirtualTransactionId *WritersInWindow(const LOCKTAG *tag, int *count);
+static VirtualTransactionId *GateHolders(const LOCKTAG *tag, int *count);
+static bool DdlOnGate(const LOCKTAG *tag);
+static void WaitForDdl(const LOCKTAG *tag);
 static void WaitForWindows(const LOCKTAG *tag);
 
 static void
@@ -212,33 +220,78 @@ HighestStored(Relation events, Relation pkey)
 	return high;
 }
 
-/* The appends inside their window now, other than this backend's. */
+/*
+ * The backends that hold the gate in a mode that conflicts with ShareLock,
+ * other than this one: the appends inside their window, and anyone holding
+ * a stronger lock on the type's relation (DDL on event_store.event).
+ */
 static VirtualTransactionId *
-WritersInWindow(const LOCKTAG *tag, int *count)
+GateHolders(const LOCKTAG *tag, int *count)
 {
 	return GetLockConflicts(tag, ShareLock, count);
 }
 
 /*
+ * Is anyone holding the type's relation in ShareUpdateExclusiveLock or
+ * stronger, that is, running DDL on event_store.event (COMMENT, ALTER TYPE)?
+ * Appends never hold such a lock, and none of these modes takes the fast
+ * path, so this looks at the shared lock table only.
+ */
+static bool
+DdlOnGate(const LOCKTAG *tag)
+{
+	int			n;
+	VirtualTransactionId *holders = GetLockConflicts(tag,
+												   ShareUpdateExclusiveLock,
+												   &n);
+
+	pfree(holders);
+	return n > 0;
+}
+
+/*
+ * Wait for DDL on the type's relation to end, in the lock manager, where
+ * the deadlock detector and lock_timeout see the wait: ShareUpdateExclusive
+ * conflicts with every mode DDL takes and with none that appends take, so
+ * this never makes an append queue.
+ */
+static void
+WaitForDdl(const LOCKTAG *tag)
+{
+	(void) LockAcquire(tag, ShareUpdateExclusiveLock, false, false);
+	LockRelease(tag, ShareUpdateExclusiveLock, false);
+}
+
+/*
  * Wait until every append that is inside its window now has left it.  An
  * append seen again later may be in a new window of the same transaction;
- * waiting for that one too is harmless and short.
+ * waiting for that one too is harmless and short.  A holder that is not an
+ * append but DDL on the type is waited for in the lock manager instead.
  */
 static void
 WaitForWindows(const LOCKTAG *tag)
 {
 	VirtualTransactionId *waiting;
 	int			nwaiting;
-	long		sleep_us = GATE_FIRST_SLEEP_US;
-	TimestampTz start = 0;
+	long		sleep_us;
+	TimestampTz start;
 
-	waiting = WritersInWindow(tag, &nwaiting);
+restart:
+	waiting = GateHolders(tag, &nwaiting);
 	if (nwaiting == 0)
 	{
 		pfree(waiting);
 		return;
 	}
+	if (DdlOnGate(tag))
+	{
+		pfree(waiting);
+		WaitForDdl(tag);
+		goto restart;
+	}
 
+	sleep_us = GATE_FIRST_SLEEP_US;
+	start = 0;
 	pgstat_report_wait_start(PG_WAIT_EXTENSION);
 	for (int attempt = 0;; attempt++)
 	{
@@ -263,8 +316,8 @@ WaitForWindows(const LOCKTAG *tag)
 			sleep_us = Min(sleep_us * 2, GATE_MAX_SLEEP_US);
 		}
 
-		/* Keep those of the first list that are still inside a window. */
-		now = WritersInWindow(tag, &nnow);
+		/* Keep those of the first list that still hold the gate. */
+		now = GateHolders(tag, &nnow);
 		for (int i = 0; i < nwaiting; i++)
 		{
 			for (int j = 0; j < nnow; j++)
@@ -280,6 +333,15 @@ WaitForWindows(const LOCKTAG *tag)
 		nwaiting = kept;
 		if (nwaiting == 0)
 			break;
+
+		/* One of them may have gone on to DDL on the type. */
+		if (attempt >= GATE_SPINS && DdlOnGate(tag))
+		{
+			pgstat_report_wait_end();
+			pfree(waiting);
+			WaitForDdl(tag);
+			goto restart;
+		}
 	}
 	pgstat_report_wait_end();
 	pfree(waiting);

@@ -116,76 +116,29 @@ typedef struct EsReadRelations
 	bool		rls;			/* row-level security applies to the caller */
 } EsReadRelations;
 
-/* Find an index of the events table by name; it must exist. */
-static Relation
-OpenIndexNamed(Relation events, const char *name)
-{
-	List	   *indexes = RelationGetIndexList(events);
-	ListCell   *lc;
-
-	foreach(lc, indexes)
-	{
-		Oid			indexid = lfirst_oid(lc);
-		char	   *indexname = get_rel_name(indexid);
-
-		if (indexname != NULL && strcmp(indexname, name) == 0)
-		{
-			Relation	index = index_open(indexid, AccessShareLock);
-			Form_pg_index form = index->rd_index;
-
-			/*
-			 * An index still being built, or being dropped, lacks entries
-			 * for some events: reading it could pass them for good.
-			 */
-			if (!form->indisvalid || !form->indisready || !form->indislive ||
-				form->indnkeyatts != 2 ||
-				form->indkey.values[1] != Anum_es_events_global_position ||
-				!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL))
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("index \"%s\" is not usable", name),
-						 errdetail("It must be a valid index on (event_store.category(stream_id), global_position)."),
-						 errhint("Rebuild it with REINDEX INDEX event_store.%s.", name)));
-			return index;
-		}
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("index \"%s\" of table \"%s\" does not exist",
-					name, RelationGetRelationName(events)),
-			 errhint("Reinstall the extension, after saving its data.")));
-	return NULL;				/* keep compiler quiet */
-}
-
 /*
- * Open what a read needs, with AccessShareLock.  These functions read the
- * table below the executor, so they check what a SELECT would: the caller's
- * SELECT privilege, and whether row-level security applies to the caller,
- * in which case the rows go through the policies (FilterByPolicies).
+ * Open what a read needs, with AccessShareLock: the events table and the
+ * indexes the catalog found for positions and categories.  These functions
+ * read the table below the executor, so they check what a SELECT would: the
+ * caller's SELECT privilege, and whether row-level security applies to the
+ * caller, in which case the rows go through the policies (FilterByPolicies).
  */
 static void
 OpenForRead(EsReadRelations *r, bool need_category)
 {
 	const EsCatalog *cat = es_catalog_open(AccessShareLock, &r->events, NULL);
-	Oid			relid = RelationGetRelid(r->events);
-	Oid			pkey = es_primary_key_index(r->events);
-	AclResult	aclresult;
 
-	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_TABLE, RelationGetRelationName(r->events));
-	r->rls = (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED);
-
-	if (!OidIsValid(pkey))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" has no primary key",
-						RelationGetRelationName(r->events))));
+	es_check_select(r->events);
+	r->rls = (check_enable_rls(RelationGetRelid(r->events), InvalidOid,
+							   false) == RLS_ENABLED);
 	r->gate = cat->gate;
 	r->seq = cat->events_seq;
-	r->pkey = index_open(pkey, AccessShareLock);
+	r->pkey = es_open_index(r->events, cat->position_idx, AccessShareLock,
+							"(global_position), unique");
 	r->category = need_category ?
-		OpenIndexNamed(r->events, "events_category_idx") : NULL;
+		es_open_index(r->events, cat->category_idx, AccessShareLock,
+					  "(event_store.category(stream_id), global_position)") :
+		NULL;
 }
 
 static void
@@ -250,14 +203,21 @@ InitResult(FunctionCallInfo fcinfo)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("set-valued function called in context that cannot accept a set")));
 
-	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	/*
+	 * The descriptor the type cache hands out is a copy made in the current,
+	 * short-lived context; only the one the executor frees goes into the
+	 * query's memory.
+	 */
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	es_check_row_type(desc);
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 	rsinfo->setDesc = CreateTupleDescCopy(desc);
 	rsinfo->setResult = tuplestore_begin_heap(false, false, work_mem);
 	rsinfo->returnMode = SFRM_Materialize;
 	MemoryContextSwitchTo(old);
+	if (desc->tdrefcount == -1)
+		FreeTupleDesc(desc);
 }
 
 /*

@@ -41,27 +41,21 @@
 
 PG_FUNCTION_INFO_V1(stream_version);
 
-static int64 VersionByIndex(Relation streams, text *stream_id);
+static int64 VersionByIndex(Relation streams, Oid indexid, text *stream_id);
 static int64 VersionByQuery(Relation streams, text *stream_id);
 
 /* The head's version by a probe of the primary key; 0 when there is none. */
 static int64
-VersionByIndex(Relation streams, text *stream_id)
+VersionByIndex(Relation streams, Oid indexid, text *stream_id)
 {
-	Oid			pkeyid = es_primary_key_index(streams);
 	Relation	pkey;
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 	ScanKeyData key;
 	int64		version = 0;
 
-	if (!OidIsValid(pkeyid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" has no primary key",
-						RelationGetRelationName(streams)),
-				 errhint("Reinstall the extension, after saving its data.")));
-	pkey = index_open(pkeyid, AccessShareLock);
+	pkey = es_open_index(streams, indexid, AccessShareLock,
+						 "(stream_id), unique");
 	slot = table_slot_create(streams, NULL);
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));
@@ -130,21 +124,17 @@ Datum
 stream_version(PG_FUNCTION_ARGS)
 {
 	text	   *stream_id = PG_GETARG_TEXT_PP(0);
+	const EsCatalog *cat;
 	Relation	streams;
-	Oid			relid;
-	AclResult	aclresult;
 	int64		version;
 
-	(void) es_catalog_open(AccessShareLock, NULL, &streams);
-	relid = RelationGetRelid(streams);
-	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_TABLE, RelationGetRelationName(streams));
-
-	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+	cat = es_catalog_open(AccessShareLock, NULL, &streams);
+	es_check_select(streams);
+	if (check_enable_rls(RelationGetRelid(streams), InvalidOid,
+						 false) == RLS_ENABLED)
 		version = VersionByQuery(streams, stream_id);
 	else
-		version = VersionByIndex(streams, stream_id);
+		version = VersionByIndex(streams, cat->stream_id_idx, stream_id);
 
 	table_close(streams, NoLock);
 	PG_RETURN_INT64(version);

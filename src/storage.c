@@ -52,34 +52,35 @@
 #include "compat.h"
 #include "event_store.h"
 
-/*
- * Is this index usable to look an event up by id: unique, checked at once,
- * on event_id alone, with no expression or predicate?
- */
-static bool
-IsEventIdIndex(Relation index)
-{
-	Form_pg_index form = index->rd_index;
-
-	return form->indisunique && form->indimmediate && form->indisvalid &&
-		form->indnkeyatts == 1 &&
-		form->indkey.values[0] == Anum_es_events_event_id &&
-		heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
-		heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL);
-}
-
 static void FinishIndexChecks(EsStorage *st, ResultRelInfo *rri,
 							  TupleTableSlot *slot, List *indexes);
 
-/* Report that a table lacks an index the appends rely on. */
-static void
-MissingIndex(Relation rel, const char *what)
+/*
+ * The open index of a table's ResultRelInfo that the catalog found for a
+ * role (what names it in errors); it must be ready to be read.
+ */
+static Relation
+IndexFor(ResultRelInfo *rri, Oid indexid, const char *what)
 {
+	Relation	table = rri->ri_RelationDesc;
+
+	es_require_index(table, indexid, what);
+	for (int i = 0; i < rri->ri_NumIndices; i++)
+	{
+		Relation	index = rri->ri_IndexRelationDescs[i];
+
+		if (RelationGetRelid(index) == indexid)
+		{
+			es_check_index_usable(index);
+			return index;
+		}
+	}
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("table \"%s\" has no %s", RelationGetRelationName(rel),
-					what),
-			 errhint("Reinstall the extension, after saving its data.")));
+			 errmsg("index on %s of table \"%s\" is not usable", what,
+					RelationGetRelationName(table)),
+			 errdetail("It is being dropped.")));
+	return NULL;				/* keep compiler quiet */
 }
 
 /* Open a table's indexes for inserting into them. */
@@ -99,7 +100,6 @@ void
 es_storage_open(EsStorage *st)
 {
 	const EsCatalog *cat;
-	Oid			pkey;
 
 	memset(st, 0, sizeof(EsStorage));
 	cat = es_catalog_open(RowExclusiveLock, &st->events, &st->streams);
@@ -110,26 +110,10 @@ es_storage_open(EsStorage *st)
 	st->events_rri = OpenForWrite(st->events);
 	st->streams_rri = OpenForWrite(st->streams);
 
-	for (int i = 0; i < st->events_rri->ri_NumIndices; i++)
-	{
-		Relation	index = st->events_rri->ri_IndexRelationDescs[i];
-
-		if (IsEventIdIndex(index))
-			st->event_id_idx = index;
-	}
-	if (st->event_id_idx == NULL)
-		MissingIndex(st->events, "unique index on event_id");
-
-	pkey = es_primary_key_index(st->streams);
-	for (int i = 0; i < st->streams_rri->ri_NumIndices; i++)
-	{
-		Relation	index = st->streams_rri->ri_IndexRelationDescs[i];
-
-		if (RelationGetRelid(index) == pkey)
-			st->streams_pkey = index;
-	}
-	if (st->streams_pkey == NULL)
-		MissingIndex(st->streams, "primary key");
+	st->event_id_idx = IndexFor(st->events_rri, cat->event_id_idx,
+								"(event_id), unique");
+	st->streams_pkey = IndexFor(st->streams_rri, cat->stream_id_idx,
+								"(stream_id), unique");
 
 	st->events_slot = MakeSingleTupleTableSlot(RelationGetDescr(st->events),
 											   table_slot_callbacks(st->events));

@@ -141,6 +141,26 @@ SELECT count(*) AS functions_in_extension
 SELECT event_store.stream_version('pr-1');
 SELECT count(*) FROM event_store.events WHERE stream_id = 'pr-1';
 
+-- Column-level grants count as a SELECT would count them: SELECT on every
+-- column a function reads is enough; on fewer columns it is refused.
+CREATE ROLE es_test_columns;
+GRANT USAGE ON SCHEMA event_store TO es_test_columns;
+GRANT EXECUTE ON FUNCTION event_store.stream_version(text),
+	event_store.read_all(bigint, integer) TO es_test_columns;
+GRANT SELECT (stream_id, version) ON event_store.streams TO es_test_columns;
+GRANT SELECT (global_position, stream_id, version, event_id, event_type, data)
+	ON event_store.events TO es_test_columns;
+SET ROLE es_test_columns;
+SELECT event_store.stream_version('pr-1');
+SELECT pg_temp.try($$SELECT count(*) FROM event_store.read_all(0)$$);
+RESET ROLE;
+GRANT SELECT (metadata, created_at) ON event_store.events TO es_test_columns;
+SET ROLE es_test_columns;
+SELECT count(*) > 0 AS reads_all_columns FROM event_store.read_all(0);
+RESET ROLE;
+DROP OWNED BY es_test_columns;
+DROP ROLE es_test_columns;
+
 DELETE FROM event_store.checkpoints WHERE subscriber = 'pr-projection';
 DROP OWNED BY es_test_writer, es_test_reader, es_test_projection, es_test_nobody, es_test_narrow;
 DROP ROLE es_test_writer, es_test_reader, es_test_projection, es_test_nobody, es_test_narrow;

@@ -96,3 +96,41 @@ ALTER TYPE event_store.event ADD ATTRIBUTE extra integer;
 SELECT pg_temp.try($$SELECT * FROM event_store.read_all(0, 10)$$);
 ROLLBACK;
 SELECT count(*) > 0 AS readable_again FROM event_store.read_all(0, 10);
+
+-- The reads trust the order of the indexes they scan, and appends trust the
+-- uniqueness of theirs, so an index is used only if it has the expected
+-- shape, whatever its name: one replaced by another shape under the same
+-- name gives 55000, never a crash or a wrong order.
+BEGIN;
+DROP INDEX event_store.events_category_idx;
+CREATE INDEX events_category_idx ON event_store.events
+	(lower(stream_id), global_position);
+SELECT pg_temp.try($$SELECT * FROM event_store.read_category('tc', 0, 10)$$);
+ROLLBACK;
+BEGIN;
+DROP INDEX event_store.events_category_idx;
+CREATE INDEX events_category_idx ON event_store.events
+	(event_store.category(stream_id), global_position DESC);
+SELECT pg_temp.try($$SELECT * FROM event_store.read_category('tc', 0, 10)$$);
+ROLLBACK;
+BEGIN;
+ALTER TABLE event_store.events DROP CONSTRAINT events_pkey,
+	ADD CONSTRAINT events_pkey PRIMARY KEY (event_id);
+SELECT pg_temp.try($$SELECT * FROM event_store.read_all(0, 10)$$);
+ROLLBACK;
+BEGIN;
+ALTER TABLE event_store.streams DROP CONSTRAINT streams_pkey,
+	ADD CONSTRAINT streams_pkey PRIMARY KEY (stream_id, version);
+SELECT pg_temp.try($$SELECT event_store.stream_version('tc-1')$$);
+SELECT pg_temp.try($$SELECT event_store.append_event('tc-1', 2, 'X', '{}')$$);
+ROLLBACK;
+BEGIN;
+ALTER TABLE event_store.events DROP CONSTRAINT events_event_id_key;
+SELECT pg_temp.try($$SELECT event_store.append_event('tc-1', 2, 'X', '{}')$$);
+ROLLBACK;
+-- The right shape under another name is used.
+BEGIN;
+ALTER INDEX event_store.events_category_idx RENAME TO my_category_idx;
+SELECT count(*) AS read_through_renamed FROM event_store.read_category('tc', 0, 10);
+ROLLBACK;
+SELECT count(*) > 0 AS readable_again FROM event_store.read_category('tc', 0, 10);
