@@ -2,12 +2,12 @@
 # scripts/test.sh: set everything up and run every test suite.
 #
 # Installs the build dependencies, builds with -Wall -Wextra -Werror,
-# installs, starts a throwaway cluster, runs the regression suite, the
-# isolation suite, the dump-and-restore, upgrade, hot-standby and logical
-# replication tests, and
-# short runs of the read_all stress test, the conflict stress test and the
-# crash test, prints regression.diffs of any suite that fails, and exits
-# non-zero on any failure.
+# installs, starts a throwaway cluster (wal_level = logical), runs the
+# regression suite, the isolation suite, the dump-and-restore, upgrade,
+# hot-standby and logical replication tests, and short runs of the read_all
+# stress test, the conflict stress test and the crash test, prints
+# regression.diffs of any suite that fails, and exits non-zero on any
+# failure.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 es_setup -c wal_level=logical
