@@ -20,6 +20,7 @@
 #                    memory version rta1k growth (default: all)
 #   BENCH_GROWTH_EVENTS  events stored before the growth run (default 10000000)
 #   BENCH_SERVER_OPTS    extra server options, e.g. "-c jit_above_cost=0"
+#   BENCH_RESULTS    where the results table goes (default bench/results.md)
 #   BENCH_SKIP_BUILD=1   skip the headers, build and install step and use the
 #                        event_store already installed (for trying the scripts)
 #   ES_PORT              the throwaway cluster's port (default 55432)
@@ -55,7 +56,7 @@ WORKLOADS=${BENCH_WORKLOADS:-"own hot rta batch notify replay readall size memor
 GROWTH_EVENTS=${BENCH_GROWTH_EVENTS:-10000000}
 BENCH=$ES_ROOT/bench
 DB=bench
-RESULTS=$BENCH/results.md
+RESULTS=${BENCH_RESULTS:-$BENCH/results.md}
 RAW=$(mktemp /tmp/es_bench_raw.XXXXXX)
 
 has() { [[ " $WORKLOADS " == *" $1 "* ]]; }
