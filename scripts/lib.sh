@@ -1,18 +1,22 @@
-# scripts/lib.sh: set-up shared by scripts/demo.sh and scripts/test.sh.
+# scripts/lib.sh: set-up shared by scripts/demo.sh, scripts/test.sh,
+# scripts/test-major.sh and bench/run.sh.
 #
-# Installs what the build needs (PostgreSQL 15 server headers pinned to the
-# installed server's version, a compiler and make), builds the extension with
-# -Wall -Wextra -Werror, installs it, and runs a throwaway PostgreSQL cluster
-# in a temporary directory, reachable only through its own Unix socket.  The
-# cluster is stopped and removed when the calling script exits.
+# Installs what the build needs (the server headers of PostgreSQL PG_MAJOR,
+# pinned to the installed server's version, a compiler and make), builds the
+# extension with -Wall -Wextra -Werror, installs it, and runs a throwaway
+# PostgreSQL cluster in a temporary directory, reachable only through its own
+# Unix socket.  The cluster is stopped and removed when the calling script
+# exits.  PG_MAJOR defaults to 15, the major Debian 12 carries; inside the
+# chroot of another major (scripts/chroot.sh) it names that one.
 #
 # Source it; do not run it.
 
 set -euo pipefail
 
 ES_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_MAJOR=15
+PG_MAJOR=${PG_MAJOR:-15}
 PGBIN=/usr/lib/postgresql/$PG_MAJOR/bin
+export PG_MAJOR PGBIN
 export PATH="$PGBIN:$PATH"
 
 es_log() { printf '==> %s\n' "$*"; }
@@ -50,10 +54,10 @@ es_install_deps() {
 
 # Build with warnings as errors and install into the server's directories.
 es_build_install() {
-	es_log "building event_store (-Wall -Wextra -Werror)"
-	make -C "$ES_ROOT" -s clean >/dev/null
-	make -C "$ES_ROOT" -s COPT=-Werror
-	make -C "$ES_ROOT" -s install >/dev/null
+	es_log "building event_store for PostgreSQL $PG_MAJOR (-Wall -Wextra -Werror)"
+	make -C "$ES_ROOT" -s clean PG_CONFIG="$PGBIN/pg_config" >/dev/null
+	make -C "$ES_ROOT" -s COPT=-Werror PG_CONFIG="$PGBIN/pg_config"
+	make -C "$ES_ROOT" -s install PG_CONFIG="$PGBIN/pg_config" >/dev/null
 }
 
 # Start a throwaway cluster; sets PGHOST, PGPORT, PGUSER, ES_TMP.  Extra

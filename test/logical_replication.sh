@@ -11,13 +11,13 @@
 #
 # Needs a running server (PGHOST, PGPORT, PGUSER) with the extension
 # installed and wal_level = logical; creates and drops its own databases.
-# Prints "ok" or the differences, and exits non-zero on failure.
+# Reports by test/lib.sh.
 
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 pub=es_logical_pub
 sub=es_logical_sub
 
-on() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
+on() { qd "$1" -c "$2"; }
 
 cleanup() {
 	on "$sub" "DROP SUBSCRIPTION IF EXISTS es_logical_sub" >/dev/null 2>&1 || true
@@ -27,8 +27,8 @@ cleanup() {
 trap cleanup EXIT
 
 if [ "$(on postgres "SHOW wal_level")" != logical ]; then
-	echo "logical replication: the server needs wal_level = logical"
-	exit 1
+	t_fail "logical replication: the server has wal_level = logical" "$(on postgres "SHOW wal_level")"
+	t_done
 fi
 
 cleanup
@@ -62,22 +62,12 @@ for _ in $(seq 300); do
 	sleep 0.1
 done
 
-fail=0
-if [ "$got" != "$want" ]; then
-	echo "logical replication: the subscriber's events or heads differ from the publisher's"
-	on "$sub" "SELECT stream_id, version FROM event_store.streams ORDER BY 1"
-	fail=1
-else
-	echo "logical replication: $(on "$sub" "SELECT count(*) FROM event_store.events") events and $(on "$sub" "SELECT count(*) FROM event_store.streams") heads arrived unchanged"
-fi
-
-# The worker reported no error (a refused head update would show here).
-errors=$(on "$sub" "SELECT coalesce(sum(apply_error_count + sync_error_count), 0)
-                    FROM pg_stat_subscription_stats WHERE subname = 'es_logical_sub'")
-if [ "$errors" != 0 ]; then
-	echo "logical replication: the subscriber's workers reported $errors errors"
-	fail=1
-fi
+t_eq "logical replication: the subscriber's events and heads equal the publisher's" "$got" "$want"
+t_eq "logical replication: events on the subscriber" \
+	"$(on "$sub" "SELECT count(*) FROM event_store.events")" 103
+t_eq "logical replication: the subscriber's workers reported no error" \
+	"$(on "$sub" "SELECT coalesce(sum(apply_error_count + sync_error_count), 0)
+	              FROM pg_stat_subscription_stats WHERE subname = 'es_logical_sub'")" 0
 
 # The subscriber mirrors the publisher: when the owner switches the guard off
 # on the publisher and truncates, the subscriber's apply worker passes the
@@ -96,15 +86,9 @@ for _ in $(seq 300); do
 	[ "$left" = 0 ] && break
 	sleep 0.1
 done
-if [ "$left" != 0 ]; then
-	echo "logical replication: a replicated TRUNCATE left $left rows on the subscriber"
-	fail=1
-else
-	echo "logical replication: a replicated TRUNCATE passed the subscriber's guard"
-fi
+t_eq "logical replication: a replicated TRUNCATE passes the subscriber's guard" "$left" 0
 
 cleanup
 dropdb "$sub"
 dropdb "$pub"
-[ "$fail" -eq 0 ] && echo ok
-exit "$fail"
+t_done

@@ -14,13 +14,10 @@
 # the right versions and positions.
 #
 # Needs a running server (PGHOST, PGPORT, PGUSER) with the extension
-# installed.  Prints "ok" or the differences, and exits non-zero on failure.
+# installed.  Reports by test/lib.sh.
 
-db=es_upgrade_new
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-es_test_start upgrade
-
-qd() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+es_test_start upgrade es_upgrade_new
 
 current=$(q -c "SELECT default_version FROM pg_available_extensions WHERE name = 'event_store'")
 mapfile -t older < <(q -c "SELECT version FROM pg_available_extension_versions
@@ -28,7 +25,7 @@ mapfile -t older < <(q -c "SELECT version FROM pg_available_extension_versions
 
 # Everything that makes up the extension's interface, one line per fact.
 describe() {
-	qd "$1" "
+	qd "$1" -c "
 WITH members AS (
 	SELECT d.classid, d.objid
 	  FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid
@@ -92,78 +89,63 @@ SELECT format('schema %s acl %s', n.nspname, COALESCE(n.nspacl::text, 'default')
 ORDER BY 1"
 }
 
-fail=0
 fresh=$(describe "$db")
 if [ ${#older[@]} -eq 0 ]; then
-	echo "no older version of event_store to upgrade from"
-	exit 1
+	t_fail "upgrade: an older version to upgrade from" "none is installed"
+	t_done
 fi
 
 for from in "${older[@]}"; do
 	old=es_upgrade_from_${from//./_}
 	dropdb --if-exists "$old" 2>/dev/null
 	createdb "$old"
-	qd "$old" "CREATE EXTENSION event_store VERSION '$from'"
+	qd "$old" -c "CREATE EXTENSION event_store VERSION '$from'"
 
 	# Data written with the old version's functions.
-	qd "$old" "SELECT count(event_store.append_event('up-' || (i % 5), NULL, 'E', to_jsonb(i),
+	qd "$old" -c "SELECT count(event_store.append_event('up-' || (i % 5), NULL, 'E', to_jsonb(i),
 	             jsonb_build_object('i', i))) FROM generate_series(1, 300) i" >/dev/null
-	qd "$old" "SELECT event_store.append_events('up-batch', 0,
+	qd "$old" -c "SELECT event_store.append_events('up-batch', 0,
 	             (SELECT jsonb_agg(jsonb_build_object('type', 'B', 'data', i)) FROM generate_series(1, 40) i))" >/dev/null
-	qd "$old" "SELECT event_store.save_checkpoint('projector', 77)" >/dev/null
+	qd "$old" -c "SELECT event_store.save_checkpoint('projector', 77)" >/dev/null
 	before=$(es_data_checksums "$old")
 
 	path=$(q -c "SELECT path FROM pg_extension_update_paths('event_store')
 	              WHERE source = '$from' AND target = '$current'")
 	if [ -z "$path" ]; then
-		echo "no update path from $from to $current"
-		fail=1
+		t_fail "upgrade from $from: an update path to $current" "none"
 		continue
 	fi
 	mapfile -t steps < <(awk -F'--' '{ for (i = 2; i <= NF; i++) print $i }' <<<"$path")
 	for step in "${steps[@]}"; do
-		qd "$old" "ALTER EXTENSION event_store UPDATE TO '$step'"
-		got=$(qd "$old" "SELECT extversion FROM pg_extension WHERE extname = 'event_store'")
-		if [ "$got" != "$step" ]; then
-			echo "$from: after UPDATE TO '$step' the extension is at '$got'"
-			fail=1
-		fi
-		if [ "$(es_data_checksums "$old")" != "$before" ]; then
-			echo "$from: events, heads, checkpoints or the position changed on the update to $step"
-			fail=1
-		fi
+		qd "$old" -c "ALTER EXTENSION event_store UPDATE TO '$step'"
+		t_eq "upgrade from $from: ALTER EXTENSION UPDATE TO '$step' reaches it" \
+			"$(qd "$old" -c "SELECT extversion FROM pg_extension WHERE extname = 'event_store'")" "$step"
+		t_eq "upgrade from $from: events, heads, checkpoints and positions unchanged at $step" \
+			"$(es_data_checksums "$old")" "$before"
 	done
 
 	# Same objects as a fresh install of the current version.
-	if ! diff <(describe "$old") <(echo "$fresh") >"$work/diff"; then
-		echo "$from upgraded to $current differs from a fresh install (< upgraded, > fresh):"
-		cat "$work/diff"
-		fail=1
+	if diff <(describe "$old") <(echo "$fresh") >"$work/diff"; then
+		t_ok "upgrade from $from: the objects equal a fresh install of $current"
+	else
+		t_fail "upgrade from $from: the objects equal a fresh install of $current" \
+			"(< upgraded, > fresh)
+$(cat "$work/diff")"
 	fi
 
 	# Appends and reads go on where the old version left off.
-	v=$(qd "$old" "SELECT event_store.append_event('up-1', 60, 'After', '1')")
-	if [ "$v" != 61 ]; then
-		echo "$from: after the update, append to up-1 at 60 returned $v (expected 61)"
-		fail=1
-	fi
+	t_eq "upgrade from $from: the next append continues the stream" \
+		"$(qd "$old" -c "SELECT event_store.append_event('up-1', 60, 'After', '1')")" 61
 	stale=$(psql -X -q -At -d "$old" -c "SELECT event_store.append_event('up-batch', 39, 'X', '1')" 2>&1 || true)
 	case "$stale" in
-	*"wrong expected version"*) ;;
-	*) echo "$from: after the update, a stale append was not rejected: $stale"; fail=1 ;;
+	*"wrong expected version"*) t_ok "upgrade from $from: a stale append is refused" ;;
+	*) t_fail "upgrade from $from: a stale append is refused" "$stale" ;;
 	esac
-	all=$(qd "$old" "SELECT count(*), bool_and(global_position > prev), max(global_position) =
-	                   (SELECT max(global_position) FROM event_store.events)
-	                   FROM (SELECT global_position, lag(global_position, 1, 0::bigint)
-	                          OVER (ORDER BY global_position) AS prev
-	                          FROM event_store.read_all(0, NULL)) r")
-	if [ "$all" != "341|t|t" ]; then
-		echo "$from: after the update, read_all gave count|ascending|complete = $all (expected 341|t|t)"
-		fail=1
-	fi
+	t_eq "upgrade from $from: the log is exact (stored, read, distinct, out of order)" \
+		"$(es_log_is_exact "$old")" "341 341 341 0"
+	t_eq "upgrade from $from: stream versions are 1..head" "$(es_bad_streams "$old")" 0
 	dropdb "$old"
 done
 
 dropdb "$db"
-[ "$fail" -eq 0 ] && echo ok
-exit "$fail"
+t_done

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# scripts/test-major.sh: build event_store and run every suite on one
+# PostgreSQL major (PG_MAJOR, default 15), on this machine or, for another
+# major, inside its chroot (scripts/test.sh runs it there).
+#
+# Installs the build dependencies, builds with -Wall -Wextra -Werror,
+# installs, starts a throwaway cluster (wal_level = logical), runs the
+# regression and isolation suites and the cluster-level tests of test/
+# (dump and restore, upgrade, hot standby, logical replication, short runs
+# of the read_all stress, conflict stress and crash tests, and, when
+# ES_UPGRADE_FROM names an older major whose server is installed here,
+# pg_upgrade from it), prints regression.diffs of any suite that fails, and
+# ends with the line "PostgreSQL <major>: N passed, N failed".  It exits
+# non-zero on any failure.
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+es_setup -c wal_level=logical
+
+passed=0
+failed=0
+
+# Run one pg_regress-driven suite through PGXS; count its results.
+run_suite() {
+	local name=$1 outdir=$2
+	shift 2
+	local log="$ES_TMP/$name.log" rc=0
+	es_log "running the $name suite on PostgreSQL $PG_MAJOR"
+	make -C "$ES_ROOT" -s installcheck PG_CONFIG="$PGBIN/pg_config" "$@" >"$log" 2>&1 || rc=$?
+	cat "$log"
+	local ok bad
+	ok=$(grep -cE '\.\.\. ok ' "$log" || true)
+	bad=$(grep -cE '\.\.\. FAILED' "$log" || true)
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	if [ "$rc" -ne 0 ]; then
+		[ "$bad" -gt 0 ] || failed=$((failed + 1))
+		if [ -f "$ES_ROOT/$outdir/regression.diffs" ]; then
+			echo "---- $outdir/regression.diffs ----"
+			cat "$ES_ROOT/$outdir/regression.diffs"
+		fi
+	fi
+}
+
+# Run one test script of test/; count its named assertions ("ok - ...",
+# "not ok - ..."), and a failure if it exits non-zero without one.
+run_script() {
+	local name=$1 script=$2 out rc=0 ok bad
+	es_log "running $name on PostgreSQL $PG_MAJOR"
+	out=$(bash "$ES_ROOT/$script" 2>&1) || rc=$?
+	echo "$out"
+	ok=$(grep -c '^ok - ' <<<"$out" || true)
+	bad=$(grep -c '^not ok - ' <<<"$out" || true)
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		echo "not ok - $name: the script failed before its assertions"
+		bad=1
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+}
+
+run_suite regression test/results_regress ISOLATION=
+run_suite isolation test/results_isolation REGRESS=
+run_script dump_restore test/dump_restore.sh
+run_script upgrade test/upgrade.sh
+run_script standby test/standby.sh
+run_script logical_replication test/logical_replication.sh
+ES_STRESS_SECONDS=${ES_STRESS_SECONDS:-8} run_script stress_read_all test/stress_read_all.sh
+ES_CONFLICT_SECONDS=${ES_CONFLICT_SECONDS:-8} run_script stress_conflicts test/stress_conflicts.sh
+ES_CRASH_ROUNDS=${ES_CRASH_ROUNDS:-3} run_script crash_safety test/crash_safety.sh
+if [ -n "${ES_UPGRADE_FROM:-}" ]; then
+	run_script pg_upgrade test/pg_upgrade.sh
+fi
+
+echo
+echo "PostgreSQL $PG_MAJOR: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
