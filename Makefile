@@ -34,7 +34,7 @@ ISOLATION = alice_and_bob same_field wait_behind_open_transaction \
 	different_streams advisory_keys lock_waits reinstall snapshot_isolation \
 	read_all_slow_writer read_all_position_window read_all_open_reader \
 	consumer_group notify read_all_row_security no_stall_unique_index \
-	no_stall_event_id import_holds_store ddl_on_row_type
+	no_stall_event_id import_holds_store ddl_on_row_type lock_before_window
 ISOLATION_OPTS = --inputdir=test --outputdir=test/results_isolation
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers

@@ -28,8 +28,9 @@ run_suite() {
 	make -C "$ES_ROOT" -s installcheck PG_CONFIG="$PGBIN/pg_config" "$@" >"$log" 2>&1 || rc=$?
 	cat "$log"
 	local ok bad
-	ok=$(grep -cE '\.\.\. ok ' "$log" || true)
-	bad=$(grep -cE '\.\.\. FAILED' "$log" || true)
+	# pg_regress prints "test x ... ok" up to 15 and TAP ("ok 1 - x") from 16.
+	ok=$(grep -cE '\.\.\. ok |^ok [0-9]+ ' "$log" || true)
+	bad=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' "$log" || true)
 	passed=$((passed + ok))
 	failed=$((failed + bad))
 	if [ "$rc" -ne 0 ]; then

@@ -62,12 +62,11 @@ InvalidateCatalog(Datum arg, Oid relid)
 		relid == cache.events ||
 		relid == cache.events_seq ||
 		relid == cache.streams ||
-		relid == cache.gate ||
-		relid == cache.position_idx ||
-		relid == cache.category_idx ||
-		relid == cache.event_id_idx ||
-		relid == cache.stream_id_idx)
+		relid == cache.gate)
 		cache_valid = false;
+	for (int i = 0; i < ES_NUM_INDEX_ROLES; i++)
+		if (relid == cache.index[i] || relid == cache.unusable[i])
+			cache_valid = false;
 }
 
 /* Register the invalidation callback; called once from _PG_init. */
@@ -180,7 +179,10 @@ es_check_row_type(TupleDesc desc)
 				 errhint("Undo the change to the type's attributes, or reinstall the extension.")));
 }
 
-/* The OID of event_store.category(text), which the category index uses. */
+/*
+ * The OID of event_store.category(text), which the category index uses;
+ * InvalidOid when it cannot be found (then no index serves categories).
+ */
 static Oid
 LookupCategoryFunction(void)
 {
@@ -188,14 +190,14 @@ LookupCategoryFunction(void)
 
 	return LookupFuncName(list_make2(makeString(ES_SCHEMA),
 									 makeString("category")),
-						  1, argtypes, false);
+						  1, argtypes, true);
 }
 
 /*
  * Is the index a btree whose key columns are exactly these (0 for an
  * expression), each ascending, with the default operator class of its type
- * and a deterministic collation, and with no predicate?  types gives each
- * key's type.
+ * and, for text, the C collation (the scans compare with it), and with no
+ * predicate?  types gives each key's type.
  */
 static bool
 KeysAre(Relation index, const AttrNumber *attnums, const Oid *types, int nkeys)
@@ -209,13 +211,14 @@ KeysAre(Relation index, const AttrNumber *attnums, const Oid *types, int nkeys)
 	for (int i = 0; i < nkeys; i++)
 	{
 		Oid			opclass = GetDefaultOpClass(types[i], BTREE_AM_OID);
+		Oid			collation = type_is_collatable(types[i]) ?
+			C_COLLATION_OID : InvalidOid;
 
 		if (form->indkey.values[i] != attnums[i] ||
 			(index->rd_indoption[i] & INDOPTION_DESC) != 0 ||
 			!OidIsValid(opclass) ||
 			index->rd_opfamily[i] != get_opclass_family(opclass) ||
-			(OidIsValid(index->rd_indcollation[i]) &&
-			 !get_collation_isdeterministic(index->rd_indcollation[i])))
+			index->rd_indcollation[i] != collation)
 			return false;
 	}
 	return true;
@@ -234,6 +237,8 @@ IsCategoryExpression(Relation index, Oid category_fn)
 	List	   *list;
 	Expr	   *expected;
 
+	if (!OidIsValid(category_fn))
+		return false;
 	exprs = SysCacheGetAttr(INDEXRELID, index->rd_indextuple,
 							Anum_pg_index_indexprs, &isnull);
 	if (isnull)
@@ -251,18 +256,22 @@ IsCategoryExpression(Relation index, Oid category_fn)
 }
 
 /*
- * Among matching indexes, prefer one that is ready to be read: an index that
- * is still being built, or being dropped, lacks entries.  es_open_index
- * refuses one that is not.
+ * Record an index of a role's shape.  Only an index that is valid, ready
+ * and live is used: one still being built lacks entries.  Once chosen under
+ * the table's lock, it stays complete for as long as the lock is held: a
+ * concurrent REINDEX or DROP INDEX CONCURRENTLY marks it invalid, but keeps
+ * maintaining it and drops it only after waiting for every holder of a lock
+ * on the table.
  */
 static void
-Consider(Oid *slot, Relation index)
+Consider(EsCatalog *cat, EsIndexRole role, Relation index)
 {
 	Form_pg_index form = index->rd_index;
 
-	if (!OidIsValid(*slot) ||
-		(form->indisvalid && form->indisready && form->indislive))
-		*slot = RelationGetRelid(index);
+	if (form->indisvalid && form->indisready && form->indislive)
+		cat->index[role] = RelationGetRelid(index);
+	else
+		cat->unusable[role] = RelationGetRelid(index);
 }
 
 /* Find the indexes of the events table (or of the heads table). */
@@ -288,60 +297,65 @@ FindIndexes(EsCatalog *cat, Relation table, bool is_events)
 		if (!is_events)
 		{
 			if (unique && KeysAre(index, stream_id_keys, stream_id_types, 1))
-				Consider(&cat->stream_id_idx, index);
+				Consider(cat, ES_INDEX_STREAM_ID, index);
 		}
 		else if (unique && KeysAre(index, position_keys, position_types, 1))
-			Consider(&cat->position_idx, index);
+			Consider(cat, ES_INDEX_POSITION, index);
 		else if (unique && index->rd_index->indimmediate &&
 				 KeysAre(index, event_id_keys, event_id_types, 1))
-			Consider(&cat->event_id_idx, index);
+			Consider(cat, ES_INDEX_EVENT_ID, index);
 		else if (KeysAre(index, category_keys, category_types, 2) &&
 				 IsCategoryExpression(index, cat->category_fn))
-			Consider(&cat->category_idx, index);
+			Consider(cat, ES_INDEX_CATEGORY, index);
 		index_close(index, AccessShareLock);
 	}
 	list_free(indexes);
 }
 
-/* Refuse to go on when the catalog found no index of a needed shape. */
-void
-es_require_index(Relation table, Oid indexid, const char *what)
+/* How each role's index is named in errors. */
+static const char *const index_role_names[ES_NUM_INDEX_ROLES] = {
+	"(global_position), unique",
+	"(event_store.category(stream_id), global_position)",
+	"(event_id), unique and not deferrable",
+	"(stream_id), unique",
+};
+
+/*
+ * The usable index of a role, which the catalog found when the table was
+ * opened; an error when there is none.
+ */
+Oid
+es_index_for(const EsCatalog *cat, Relation table, EsIndexRole role)
 {
-	if (!OidIsValid(indexid))
+	if (OidIsValid(cat->index[role]))
+		return cat->index[role];
+	if (OidIsValid(cat->unusable[role]))
+	{
+		char	   *name = get_rel_name(cat->unusable[role]);
+
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s.%s\" has no index on %s",
-						ES_SCHEMA, RelationGetRelationName(table), what),
-				 errdetail("event_store needs a btree index on exactly those keys, ascending, with no predicate."),
-				 errhint("Reinstall the extension, after saving its data.")));
-}
-
-/* Refuse an index that is being built or dropped: it lacks entries. */
-void
-es_check_index_usable(Relation index)
-{
-	Form_pg_index form = index->rd_index;
-
-	if (!form->indisvalid || !form->indisready || !form->indislive)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("index \"%s\" is not usable",
-						RelationGetRelationName(index)),
+				 errmsg("index \"%s\" is not usable", name ? name : "?"),
 				 errdetail("It is being built or dropped, or its build failed."),
 				 errhint("Rebuild it with REINDEX INDEX %s.%s.", ES_SCHEMA,
-						 RelationGetRelationName(index))));
+						 name ? name : "?")));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("table \"%s.%s\" has no index on %s",
+					ES_SCHEMA, RelationGetRelationName(table),
+					index_role_names[role]),
+			 errdetail("event_store needs a btree index on exactly those keys, ascending, with the default operator class and collation \"C\", and no predicate."),
+			 errhint("Reinstall the extension, after saving its data.")));
+	return InvalidOid;			/* keep compiler quiet */
 }
 
-/* Open an index that the catalog found, checked as above. */
+/* Open the usable index of a role. */
 Relation
-es_open_index(Relation table, Oid indexid, LOCKMODE mode, const char *what)
+es_open_index(const EsCatalog *cat, Relation table, EsIndexRole role,
+			  LOCKMODE mode)
 {
-	Relation	index;
-
-	es_require_index(table, indexid, what);
-	index = index_open(indexid, mode);
-	es_check_index_usable(index);
-	return index;
+	return index_open(es_index_for(cat, table, role), mode);
 }
 
 /*
@@ -383,10 +397,11 @@ GetCatalog(void)
 	found.streams = LookupRelation(nsp, "streams");
 	found.gate = LookupRelation(nsp, "event");
 	found.category_fn = LookupCategoryFunction();
-	found.position_idx = InvalidOid;
-	found.category_idx = InvalidOid;
-	found.event_id_idx = InvalidOid;
-	found.stream_id_idx = InvalidOid;
+	for (int i = 0; i < ES_NUM_INDEX_ROLES; i++)
+	{
+		found.index[i] = InvalidOid;
+		found.unusable[i] = InvalidOid;
+	}
 	CheckSequence(found.events_seq);
 
 	cache = found;
@@ -419,7 +434,9 @@ es_catalog_open(LOCKMODE mode, Relation *events, Relation *streams)
 			ok = (s = try_table_open(cat->streams, mode)) != NULL;
 
 		/* Taking the locks has read any pending invalidation. */
-		if (ok && cache_valid)
+		if (!cache_valid)
+			ok = false;
+		if (ok)
 		{
 			/*
 			 * Check the shapes once per cached catalog, on the locked
@@ -440,6 +457,17 @@ es_catalog_open(LOCKMODE mode, Relation *events, Relation *streams)
 				FindIndexes(&cache, s, false);
 				streams_checked = true;
 			}
+
+			/*
+			 * Opening the indexes may have read an invalidation that voids
+			 * what was just found; then find it again.
+			 */
+			if (!cache_valid)
+				ok = false;
+		}
+
+		if (ok)
+		{
 			if (events != NULL)
 				*events = e;
 			if (streams != NULL)

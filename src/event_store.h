@@ -51,6 +51,18 @@
 #define Natts_es_streams				2
 
 /* catalog.c: the extension's relations, looked up once and cached. */
+/* The indexes the code relies on, by role (catalog.c finds them). */
+typedef enum EsIndexRole
+{
+	ES_INDEX_POSITION,			/* unique, on events (global_position) */
+	ES_INDEX_CATEGORY,			/* on events (category(stream_id),
+								 * global_position) */
+	ES_INDEX_EVENT_ID,			/* unique, not deferrable, on events
+								 * (event_id) */
+	ES_INDEX_STREAM_ID,			/* unique, on streams (stream_id) */
+	ES_NUM_INDEX_ROLES
+} EsIndexRole;
+
 typedef struct EsCatalog
 {
 	Oid			events;			/* event_store.events */
@@ -58,26 +70,23 @@ typedef struct EsCatalog
 	Oid			streams;		/* event_store.streams */
 	Oid			gate;			/* relation of type event_store.event: the
 								 * gate of gate.c */
-	Oid			category_fn;	/* event_store.category(text) */
+	Oid			category_fn;	/* event_store.category(text), or InvalidOid */
 
 	/*
-	 * The indexes the code relies on, found by their shape (not their name)
-	 * once the table is locked; InvalidOid when the table has none.
+	 * Per role, a usable index of the expected shape, found (not by name)
+	 * once the table is locked; InvalidOid when there is none.  unusable
+	 * keeps one of the right shape that is being built or dropped, to name
+	 * it in the error.
 	 */
-	Oid			position_idx;	/* unique, on events (global_position) */
-	Oid			category_idx;	/* on events (category(stream_id),
-								 * global_position) */
-	Oid			event_id_idx;	/* unique and immediate, on events
-								 * (event_id) */
-	Oid			stream_id_idx;	/* unique, on streams (stream_id) */
+	Oid			index[ES_NUM_INDEX_ROLES];
+	Oid			unusable[ES_NUM_INDEX_ROLES];
 } EsCatalog;
 
 extern const EsCatalog *es_catalog_open(LOCKMODE mode, Relation *events,
 										Relation *streams);
-extern void es_require_index(Relation table, Oid indexid, const char *what);
-extern void es_check_index_usable(Relation index);
-extern Relation es_open_index(Relation table, Oid indexid, LOCKMODE mode,
-							  const char *what);
+extern Oid	es_index_for(const EsCatalog *cat, Relation table, EsIndexRole role);
+extern Relation es_open_index(const EsCatalog *cat, Relation table,
+							  EsIndexRole role, LOCKMODE mode);
 extern void es_check_select(Relation rel);
 extern void es_catalog_init(void);
 extern void es_check_row_type(TupleDesc desc);

@@ -29,9 +29,12 @@
  *
  * Nothing in the window waits for another transaction: the first event's
  * unique and exclusion checks are made without waiting, as for a deferrable
- * constraint, and finished after the window (storage.c).  The window lasts
- * microseconds, longer only for a first event of many megabytes or for a
- * constraint or index expression of the user's own that is slow or waits.
+ * constraint, and finished after the window, and the locks the window would
+ * take for the first time in the transaction (the position sequence, the
+ * TOAST table of a large event) are taken before it (storage.c).  The
+ * window lasts microseconds, longer only for a first event of many
+ * megabytes or for a constraint or index expression of the user's own that
+ * is slow or waits.
  * RowExclusiveLock does not conflict with itself and is taken through the
  * per-backend fast path, so writers never wait for each other on the gate
  * and touch no shared lock table.

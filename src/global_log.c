@@ -133,11 +133,9 @@ OpenForRead(EsReadRelations *r, bool need_category)
 							   false) == RLS_ENABLED);
 	r->gate = cat->gate;
 	r->seq = cat->events_seq;
-	r->pkey = es_open_index(r->events, cat->position_idx, AccessShareLock,
-							"(global_position), unique");
+	r->pkey = es_open_index(cat, r->events, ES_INDEX_POSITION, AccessShareLock);
 	r->category = need_category ?
-		es_open_index(r->events, cat->category_idx, AccessShareLock,
-					  "(event_store.category(stream_id), global_position)") :
+		es_open_index(cat, r->events, ES_INDEX_CATEGORY, AccessShareLock) :
 		NULL;
 }
 

@@ -41,12 +41,13 @@
 
 PG_FUNCTION_INFO_V1(stream_version);
 
-static int64 VersionByIndex(Relation streams, Oid indexid, text *stream_id);
+static int64 VersionByIndex(const EsCatalog *cat, Relation streams,
+							text *stream_id);
 static int64 VersionByQuery(Relation streams, text *stream_id);
 
 /* The head's version by a probe of the primary key; 0 when there is none. */
 static int64
-VersionByIndex(Relation streams, Oid indexid, text *stream_id)
+VersionByIndex(const EsCatalog *cat, Relation streams, text *stream_id)
 {
 	Relation	pkey;
 	IndexScanDesc scan;
@@ -54,8 +55,7 @@ VersionByIndex(Relation streams, Oid indexid, text *stream_id)
 	ScanKeyData key;
 	int64		version = 0;
 
-	pkey = es_open_index(streams, indexid, AccessShareLock,
-						 "(stream_id), unique");
+	pkey = es_open_index(cat, streams, ES_INDEX_STREAM_ID, AccessShareLock);
 	slot = table_slot_create(streams, NULL);
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));
@@ -134,7 +134,7 @@ stream_version(PG_FUNCTION_ARGS)
 						 false) == RLS_ENABLED)
 		version = VersionByQuery(streams, stream_id);
 	else
-		version = VersionByIndex(streams, cat->stream_id_idx, stream_id);
+		version = VersionByIndex(cat, streams, stream_id);
 
 	table_close(streams, NoLock);
 	PG_RETURN_INT64(version);

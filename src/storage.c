@@ -31,7 +31,9 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/genam.h"
+#include "access/heaptoast.h"
 #include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
@@ -57,30 +59,56 @@ static void FinishIndexChecks(EsStorage *st, ResultRelInfo *rri,
 
 /*
  * The open index of a table's ResultRelInfo that the catalog found for a
- * role (what names it in errors); it must be ready to be read.
+ * role.
  */
 static Relation
-IndexFor(ResultRelInfo *rri, Oid indexid, const char *what)
+IndexFor(const EsCatalog *cat, ResultRelInfo *rri, EsIndexRole role)
 {
-	Relation	table = rri->ri_RelationDesc;
+	Oid			indexid = es_index_for(cat, rri->ri_RelationDesc, role);
 
-	es_require_index(table, indexid, what);
 	for (int i = 0; i < rri->ri_NumIndices; i++)
 	{
 		Relation	index = rri->ri_IndexRelationDescs[i];
 
 		if (RelationGetRelid(index) == indexid)
-		{
-			es_check_index_usable(index);
 			return index;
-		}
 	}
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("index on %s of table \"%s\" is not usable", what,
-					RelationGetRelationName(table)),
-			 errdetail("It is being dropped.")));
+	/* The table is locked, so its index list cannot have changed since. */
+	elog(ERROR, "index %u of table \"%s\" is not open", indexid,
+		 RelationGetRelationName(rri->ri_RelationDesc));
 	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * Lock now what taking a position and inserting the first event would lock
+ * for the first time inside the gate's window, where a lock wait would hold
+ * readers without the deadlock detector knowing: the position sequence, and
+ * for an event large enough to be stored out of line, the TOAST table and
+ * its indexes.  Locks already held are found in the backend's own table.
+ */
+static void
+LockBeforeWindow(EsStorage *st, const EsEventInput *ev, text *stream_id)
+{
+	Oid			toastid = st->events->rd_rel->reltoastrelid;
+	Size		size;
+
+	LockRelationOid(st->events_seq, RowExclusiveLock);
+	if (!OidIsValid(toastid))
+		return;
+	size = VARSIZE_ANY(stream_id) + VARSIZE_ANY(ev->event_type) +
+		toast_raw_datum_size(ev->data) +
+		(ev->has_metadata ? toast_raw_datum_size(ev->metadata) : 0);
+	if (size > TOAST_TUPLE_THRESHOLD / 2)
+	{
+		Relation	toast = table_open(toastid, RowExclusiveLock);
+		List	   *indexes = RelationGetIndexList(toast);
+		ListCell   *lc;
+
+		foreach(lc, indexes)
+			LockRelationOid(lfirst_oid(lc), RowExclusiveLock);
+		list_free(indexes);
+		table_close(toast, NoLock);
+	}
 }
 
 /* Open a table's indexes for inserting into them. */
@@ -110,10 +138,8 @@ es_storage_open(EsStorage *st)
 	st->events_rri = OpenForWrite(st->events);
 	st->streams_rri = OpenForWrite(st->streams);
 
-	st->event_id_idx = IndexFor(st->events_rri, cat->event_id_idx,
-								"(event_id), unique");
-	st->streams_pkey = IndexFor(st->streams_rri, cat->stream_id_idx,
-								"(stream_id), unique");
+	st->event_id_idx = IndexFor(cat, st->events_rri, ES_INDEX_EVENT_ID);
+	st->streams_pkey = IndexFor(cat, st->streams_rri, ES_INDEX_STREAM_ID);
 
 	st->events_slot = MakeSingleTupleTableSlot(RelationGetDescr(st->events),
 											   table_slot_callbacks(st->events));
@@ -339,7 +365,10 @@ es_storage_insert_event(EsStorage *st, text *stream_id, int64 version,
 		TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 
 	if (first)
+	{
+		LockBeforeWindow(st, ev, stream_id);
 		es_gate_enter(st->gate);
+	}
 	position = nextval_internal(st->events_seq, false);
 	values[Anum_es_events_global_position - 1] = Int64GetDatum(position);
 	ExecStoreVirtualTuple(slot);

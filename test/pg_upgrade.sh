@@ -35,7 +35,9 @@ cleanup() {
 trap cleanup EXIT
 on() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -d "$db" "$@"; }
 
-initdb_opts=(-U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync)
+# Data checksums on both sides (18 turns them on by default; pg_upgrade
+# needs the two clusters to agree).
+initdb_opts=(-U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync --data-checksums)
 as_pg "$oldbin/initdb" -D "$dir/old" "${initdb_opts[@]}" >"$dir/initdb-old.log"
 as_pg "$oldbin/pg_ctl" -D "$dir/old" -w -l "$dir/old.log" \
 	-o "-p $port -k $dir -c listen_addresses=''" start >/dev/null

@@ -1,8 +1,9 @@
 -- global_log: read_all, read_category, consumer groups, safe_position.
 \i test/sql/helpers.inc
 
--- Start from a known position: remember where the log is now.
-SELECT COALESCE(max(global_position), 0) AS base FROM event_store.events \gset
+-- Start from a known position: remember the last position handed out.
+SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS base
+  FROM event_store.events_global_position_seq \gset
 
 SELECT event_store.append_events('gl_prod-1', 0, '[{"type": "A", "data": 1}, {"type": "B", "data": 2}]');
 SELECT event_store.append_event('gl_cust-1', 0, 'C', '3');
