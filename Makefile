@@ -6,7 +6,8 @@
 #	make COPT=-Werror				treat warnings as errors (as the tests do)
 
 EXTENSION = event_store
-EXTVERSION = 0.2.0
+# The version lives in the control file alone.
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(EXTENSION).control)
 
 MODULE_big = event_store
 OBJS = \
@@ -20,7 +21,9 @@ OBJS = \
 	src/guard.o \
 	src/storage.o
 
-# Every released version's install script and every upgrade script.
+# The install script of the first release (frozen) and every upgrade script:
+# CREATE EXTENSION installs the current version along that chain, so every
+# release's objects are written once, in its upgrade script.
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
 # One regression file per feature, one isolation spec per concurrency story.
@@ -39,7 +42,12 @@ ISOLATION_OPTS = --inputdir=test --outputdir=test/results_isolation
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 
-EXTRA_CLEAN = test/results_regress test/results_isolation
+EXTRA_CLEAN = test/results_regress test/results_isolation META.json
+
+# PGXN metadata, with the control file's version.
+all: META.json
+META.json: META.json.in $(EXTENSION).control
+	sed 's/@EXTVERSION@/$(EXTVERSION)/g' $< >$@
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -57,6 +57,9 @@ es_build_install() {
 	es_log "building event_store for PostgreSQL $PG_MAJOR (-Wall -Wextra -Werror)"
 	make -C "$ES_ROOT" -s clean PG_CONFIG="$PGBIN/pg_config" >/dev/null
 	make -C "$ES_ROOT" -s COPT=-Werror PG_CONFIG="$PGBIN/pg_config"
+	# Scripts an earlier install left behind (of a version since removed
+	# from sql/) would otherwise still be used.
+	rm -f "$("$PGBIN/pg_config" --sharedir)/extension/event_store"--*.sql
 	make -C "$ES_ROOT" -s install PG_CONFIG="$PGBIN/pg_config" >/dev/null
 }
 

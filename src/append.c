@@ -88,6 +88,17 @@ PG_FUNCTION_INFO_V1(append_event);
 PG_FUNCTION_INFO_V1(append_events);
 PG_FUNCTION_INFO_V1(lock_all_streams);
 
+static void LockStream(EsStorage *st, text *stream_id);
+static void ReportConflict(text *stream_id, bool expected_isnull,
+						   int64 expected, int64 actual, bool ids_elsewhere);
+static void ReportForeignId(const pg_uuid_t *id);
+static int64 CheckRepeat(EsStorage *st, text *stream_id, bool expected_isnull,
+						 int64 expected, EsEventInput *events, int nevents);
+static void InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
+						 EsEventInput *events, int nevents, Jsonb *batch);
+static void Notify(void);
+static bool VersionMatches(int64 expected, int64 current);
+
 /*
  * Take the stream lock until the end of the transaction, unless the
  * transaction holds event_store.streams in ExclusiveLock (lock_all_streams),

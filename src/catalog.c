@@ -43,6 +43,19 @@
 
 #include "event_store.h"
 
+static void InvalidateCatalog(Datum arg, Oid relid);
+static Oid LookupRelation(Oid nsp, const char *name);
+static bool ColumnsMatch(TupleDesc desc, const Oid *types, int natts);
+static void CheckShape(Relation rel, const Oid *types, int natts);
+static void CheckSequence(Oid seqid);
+static Oid LookupCategoryFunction(void);
+static bool KeysAre(Relation index, const AttrNumber *attnums,
+					const Oid *types, int nkeys);
+static bool IsCategoryExpression(Relation index, Oid category_fn);
+static void Consider(EsCatalog *cat, EsIndexRole role, Relation index);
+static void FindIndexes(EsCatalog *cat, Relation table, bool is_events);
+static const EsCatalog *GetCatalog(void);
+
 #define ES_SCHEMA "event_store"
 
 static EsCatalog cache;

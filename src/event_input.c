@@ -34,6 +34,16 @@
 
 #include "event_store.h"
 
+static int HexValue(char c);
+static bool ParseUuid(const char *s, int len, pg_uuid_t *out);
+static void BadElement(int index, const char *detail);
+static JsonbValue *GetKey(JsonbContainer *obj, const char *key,
+						  JsonbValue *buf);
+static void RefuseUnknownKey(JsonbContainer *obj, int index);
+static void ReadElement(JsonbContainer *root, int i, EsEventInput *ev,
+						bool load);
+static int CompareIdAt(const void *a, const void *b);
+
 /* Check a stream id argument and return it detoasted. */
 text *
 es_check_stream_id(Datum stream_id, bool isnull)

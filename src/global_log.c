@@ -116,6 +116,82 @@ typedef struct EsReadRelations
 	bool		rls;			/* row-level security applies to the caller */
 } EsReadRelations;
 
+/* Which streams a reader wants. */
+typedef struct LogFilter
+{
+	bool		by_member;
+	uint32		member;
+	uint32		size;
+} LogFilter;
+
+/*
+ * Where a scan puts the events it accepts.  Normally straight into the
+ * function's result: the stored tuple is copied as it is, since
+ * event_store.event has the columns of the events table (catalog.c checks
+ * the table's shape), so no column needs deforming.  For a caller subject to
+ * row-level security, only the positions are kept, for FilterByPolicies.
+ */
+typedef struct LogSink
+{
+	FunctionCallInfo fcinfo;
+	bool		positions_only;
+	Datum	   *positions;
+	int			npositions;
+} LogSink;
+
+/* What a scan did: how many events it accepted, and the last one's position. */
+typedef struct ScanResult
+{
+	int64		accepted;
+	int64		last;
+} ScanResult;
+
+/* What read_all's and read_category's scans need. */
+typedef struct ScanArgs
+{
+	EsReadRelations rels;
+	Snapshot	snapshot;
+	int64		high;			/* the high-water mark of gate.c */
+	text	   *category;		/* read_category only */
+	LogFilter	filter;			/* read_category only */
+} ScanArgs;
+
+/* A scan of the log from a position, for at most max_count events. */
+typedef ScanResult (*ScanFunc) (LogSink *sink, int64 after, int64 max_count,
+								ScanArgs *args);
+
+/* Positions a caller subject to row-level security is read at a time. */
+#define POLICY_CHUNK	4096
+
+static void OpenForRead(EsReadRelations *r, bool need_category);
+static void CloseForRead(EsReadRelations *r);
+static int64 HighWaterMark(EsReadRelations *r);
+static Snapshot ReadSnapshot(void);
+static uint32 MemberOf(text *stream_id, uint32 size);
+static void InitResult(FunctionCallInfo fcinfo);
+static int64 SlotPosition(TupleTableSlot *slot);
+static void Accept(LogSink *sink, TupleTableSlot *slot, ScanResult *result);
+static ScanResult ScanLog(LogSink *sink, Relation events, Relation index,
+						  Snapshot snapshot, ScanKey keys, int nkeys,
+						  int64 high, int64 max_count,
+						  const LogFilter *filter);
+static bool GapHasTuple(Relation events, Relation pkey, TupleTableSlot *slot,
+						int64 low, int64 high);
+static ScanResult ScanAll(LogSink *sink, Relation events, Relation pkey,
+						  Snapshot snapshot, int64 after, int64 high,
+						  int64 max_count);
+static int64 FilterByPolicies(LogSink *sink, SPIPlanPtr plan,
+							  Snapshot snapshot, int64 max_count);
+static void RunScan(FunctionCallInfo fcinfo, ScanArgs *args, int64 after,
+					int64 max_count, ScanFunc scanfn);
+static ScanResult AllScan(LogSink *sink, int64 after, int64 max_count,
+						  ScanArgs *args);
+static ScanResult CategoryScan(LogSink *sink, int64 after, int64 max_count,
+							   ScanArgs *args);
+static void ReadLog(FunctionCallInfo fcinfo, ScanArgs *args, int64 after,
+					int64 max_count, ScanFunc scanfn);
+static int64 MaxCount(FunctionCallInfo fcinfo, int argno);
+
 /*
  * Open what a read needs, with AccessShareLock: the events table and the
  * indexes the catalog found for positions and categories.  These functions
@@ -164,14 +240,6 @@ ReadSnapshot(void)
 	return RegisterSnapshot(GetLatestSnapshot());
 }
 
-/* Which streams a reader wants. */
-typedef struct LogFilter
-{
-	bool		by_member;
-	uint32		member;
-	uint32		size;
-} LogFilter;
-
 /* The consumer-group member a stream belongs to. */
 static uint32
 MemberOf(text *stream_id, uint32 size)
@@ -217,31 +285,6 @@ InitResult(FunctionCallInfo fcinfo)
 	if (desc->tdrefcount == -1)
 		FreeTupleDesc(desc);
 }
-
-/*
- * Where a scan puts the events it accepts.  Normally straight into the
- * function's result: the stored tuple is copied as it is, since
- * event_store.event has the columns of the events table (catalog.c checks
- * the table's shape), so no column needs deforming.  For a caller subject to
- * row-level security, only the positions are kept, for FilterByPolicies.
- */
-typedef struct LogSink
-{
-	FunctionCallInfo fcinfo;
-	bool		positions_only;
-	Datum	   *positions;
-	int			npositions;
-} LogSink;
-
-/* What a scan did: how many events it accepted, and the last one's position. */
-typedef struct ScanResult
-{
-	int64		accepted;
-	int64		last;
-} ScanResult;
-
-/* Positions a caller subject to row-level security is read at a time. */
-#define POLICY_CHUNK	4096
 
 static int64
 SlotPosition(TupleTableSlot *slot)
@@ -436,13 +479,11 @@ FilterByPolicies(LogSink *sink, SPIPlanPtr plan, Snapshot snapshot,
  * The chunks are large, so that a tenant whose events are few among many
  * pays one read-back per few thousand positions it passes.
  */
-typedef ScanResult (*ScanFunc) (LogSink *sink, int64 after, int64 max_count,
-								void *arg);
-
 static void
-RunScan(FunctionCallInfo fcinfo, EsReadRelations *rels, Snapshot snapshot,
-		int64 after, int64 max_count, ScanFunc scanfn, void *arg)
+RunScan(FunctionCallInfo fcinfo, ScanArgs *args, int64 after, int64 max_count,
+		ScanFunc scanfn)
 {
+	EsReadRelations *rels = &args->rels;
 	LogSink		sink = {fcinfo, false, NULL, 0};
 	int64		returned = 0;
 	Oid			argtypes[1] = {INT8ARRAYOID};
@@ -451,7 +492,7 @@ RunScan(FunctionCallInfo fcinfo, EsReadRelations *rels, Snapshot snapshot,
 
 	if (!rels->rls)
 	{
-		(void) scanfn(&sink, after, max_count, arg);
+		(void) scanfn(&sink, after, max_count, args);
 		return;
 	}
 
@@ -475,9 +516,9 @@ RunScan(FunctionCallInfo fcinfo, EsReadRelations *rels, Snapshot snapshot,
 	{
 		int64		chunk = Min(Max(max_count - returned, POLICY_CHUNK / 4),
 								POLICY_CHUNK);
-		ScanResult	result = scanfn(&sink, after, chunk, arg);
+		ScanResult	result = scanfn(&sink, after, chunk, args);
 
-		returned += FilterByPolicies(&sink, plan, snapshot,
+		returned += FilterByPolicies(&sink, plan, args->snapshot,
 									 max_count - returned);
 		if (result.accepted < chunk)
 			break;
@@ -491,64 +532,78 @@ RunScan(FunctionCallInfo fcinfo, EsReadRelations *rels, Snapshot snapshot,
 }
 
 /* read_all's scan, for RunScan. */
-typedef struct AllScanArgs
-{
-	EsReadRelations *rels;
-	Snapshot	snapshot;
-	int64		high;
-} AllScanArgs;
-
 static ScanResult
-AllScan(LogSink *sink, int64 after, int64 max_count, void *arg)
+AllScan(LogSink *sink, int64 after, int64 max_count, ScanArgs *args)
 {
-	AllScanArgs *a = (AllScanArgs *) arg;
-
-	return ScanAll(sink, a->rels->events, a->rels->pkey, a->snapshot,
-				   after, a->high, max_count);
+	return ScanAll(sink, args->rels.events, args->rels.pkey, args->snapshot,
+				   after, args->high, max_count);
 }
 
 /* read_category's scan, for RunScan. */
-typedef struct CategoryScanArgs
-{
-	EsReadRelations *rels;
-	Snapshot	snapshot;
-	int64		high;
-	text	   *category;
-	LogFilter	filter;
-} CategoryScanArgs;
-
 static ScanResult
-CategoryScan(LogSink *sink, int64 after, int64 max_count, void *arg)
+CategoryScan(LogSink *sink, int64 after, int64 max_count, ScanArgs *args)
 {
-	CategoryScanArgs *a = (CategoryScanArgs *) arg;
 	ScanKeyData keys[2];
 
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
-				PointerGetDatum(a->category));
+				PointerGetDatum(args->category));
 	ScanKeyInit(&keys[1], 2, BTGreaterStrategyNumber, F_INT8GT,
 				Int64GetDatum(after));
-	return ScanLog(sink, a->rels->events, a->rels->category, a->snapshot,
-				   keys, 2, a->high, max_count, &a->filter);
+	return ScanLog(sink, args->rels.events, args->rels.category,
+				   args->snapshot, keys, 2, args->high, max_count,
+				   &args->filter);
 }
 
-/* Check and return a max_count argument; NULL means no limit. */
+/*
+ * What read_all and read_category share once their arguments are checked:
+ * set up the result, take the high-water mark, and scan up to it with the
+ * read's snapshot.
+ */
+static void
+ReadLog(FunctionCallInfo fcinfo, ScanArgs *args, int64 after,
+		int64 max_count, ScanFunc scanfn)
+{
+	InitResult(fcinfo);
+	if (max_count == 0)
+		return;
+
+	OpenForRead(&args->rels, scanfn == CategoryScan);
+	args->high = HighWaterMark(&args->rels);
+	if (args->high > after)
+	{
+		args->snapshot = ReadSnapshot();
+		RunScan(fcinfo, args, after, max_count, scanfn);
+		UnregisterSnapshot(args->snapshot);
+	}
+	CloseForRead(&args->rels);
+}
+
+/*
+ * Check and return a max_count argument; NULL means no limit.  It is bigint
+ * from 0.2.0 on and integer in 0.1.0, whose SQL definitions the library also
+ * serves until the extension is updated.  A negative count is refused as a
+ * negative LIMIT is (read_stream's max_count is one).
+ */
 static int64
 MaxCount(FunctionCallInfo fcinfo, int argno)
 {
-	int32		n;
+	int64		n;
 
 	if (PG_ARGISNULL(argno))
 		return PG_INT64_MAX;
-	n = PG_GETARG_INT32(argno);
+	if (get_fn_expr_argtype(fcinfo->flinfo, argno) == INT4OID)
+		n = PG_GETARG_INT32(argno);
+	else
+		n = PG_GETARG_INT64(argno);
 	if (n < 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errcode(ERRCODE_INVALID_ROW_COUNT_IN_LIMIT_CLAUSE),
 				 errmsg("max_count must not be negative")));
 	return n;
 }
 
 /*
- * event_store.read_all(after_position bigint, max_count integer)
+ * event_store.read_all(after_position bigint, max_count bigint)
  * returns setof event_store.event
  */
 Datum
@@ -556,29 +611,16 @@ read_all(PG_FUNCTION_ARGS)
 {
 	int64		after = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
 	int64		max_count = MaxCount(fcinfo, 1);
-	EsReadRelations rels;
-	AllScanArgs args;
+	ScanArgs	args;
 
-	InitResult(fcinfo);
-	if (max_count == 0)
-		PG_RETURN_NULL();
-
-	OpenForRead(&rels, false);
-	args.rels = &rels;
-	args.high = HighWaterMark(&rels);
-	if (args.high > after)
-	{
-		args.snapshot = ReadSnapshot();
-		RunScan(fcinfo, &rels, args.snapshot, after, max_count, AllScan, &args);
-		UnregisterSnapshot(args.snapshot);
-	}
-	CloseForRead(&rels);
+	memset(&args, 0, sizeof(args));
+	ReadLog(fcinfo, &args, after, max_count, AllScan);
 	PG_RETURN_NULL();
 }
 
 /*
  * event_store.read_category(category text, after_position bigint,
- *		max_count integer, consumer_group_member integer,
+ *		max_count bigint, consumer_group_member integer,
  *		consumer_group_size integer) returns setof event_store.event
  */
 Datum
@@ -586,9 +628,9 @@ read_category(PG_FUNCTION_ARGS)
 {
 	int64		after = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
 	int64		max_count = MaxCount(fcinfo, 2);
-	EsReadRelations rels;
-	CategoryScanArgs args;
+	ScanArgs	args;
 
+	memset(&args, 0, sizeof(args));
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -619,21 +661,7 @@ read_category(PG_FUNCTION_ARGS)
 		args.filter.size = (uint32) size;
 	}
 
-	InitResult(fcinfo);
-	if (max_count == 0)
-		PG_RETURN_NULL();
-
-	OpenForRead(&rels, true);
-	args.rels = &rels;
-	args.high = HighWaterMark(&rels);
-	if (args.high > after)
-	{
-		args.snapshot = ReadSnapshot();
-		RunScan(fcinfo, &rels, args.snapshot, after, max_count, CategoryScan,
-				&args);
-		UnregisterSnapshot(args.snapshot);
-	}
-	CloseForRead(&rels);
+	ReadLog(fcinfo, &args, after, max_count, CategoryScan);
 	PG_RETURN_NULL();
 }
 

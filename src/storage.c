@@ -54,6 +54,14 @@
 #include "compat.h"
 #include "event_store.h"
 
+static Relation IndexFor(const EsCatalog *cat, ResultRelInfo *rri,
+						 EsIndexRole role);
+static void LockBeforeWindow(EsStorage *st, const EsEventInput *ev,
+							 text *stream_id);
+static ResultRelInfo *OpenForWrite(Relation rel);
+static void InsertIndexEntries(EsStorage *st, ResultRelInfo *rri,
+							   TupleTableSlot *slot, bool only_summarizing);
+static bool SameText(text *a, text *b);
 static void FinishIndexChecks(EsStorage *st, ResultRelInfo *rri,
 							  TupleTableSlot *slot, List *indexes);
 

@@ -32,7 +32,7 @@ createdb "$db"
 p -c "CREATE EXTENSION event_store"
 p -c "SELECT event_store.append_event('prod-1', 0, 'Created', '{\"n\": 1}')" >/dev/null
 
-runuser -u postgres -- "$PGBIN/pg_basebackup" -D "$dir/data" -R -X stream \
+runuser -u postgres -- "$PGBIN/pg_basebackup" -D "$dir/data" -R -X stream --checkpoint=fast \
 	-h "$PGHOST" -p "$PGPORT" -U postgres
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -w -l "$dir/log" \
 	-o "-p $sport -k $dir -c listen_addresses='' -c hot_standby=on" start >/dev/null

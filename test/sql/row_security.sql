@@ -9,8 +9,8 @@ CREATE ROLE es_rls_b;
 GRANT USAGE ON SCHEMA event_store TO es_rls_a, es_rls_b;
 GRANT SELECT ON event_store.events, event_store.streams TO es_rls_a, es_rls_b;
 GRANT EXECUTE ON FUNCTION event_store.read_stream(text, bigint, bigint, boolean),
-	event_store.stream_version(text), event_store.read_all(bigint, integer),
-	event_store.read_category(text, bigint, integer, integer, integer),
+	event_store.stream_version(text), event_store.read_all(bigint, bigint),
+	event_store.read_category(text, bigint, bigint, integer, integer),
 	event_store.safe_position(), event_store.category(text) TO es_rls_a, es_rls_b;
 
 -- Tenant a's events sit among many of tenant b's: a long run of b's between
