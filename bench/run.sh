@@ -9,7 +9,8 @@
 # and synchronous_commit setting, repeating the methods interleaved
 # (A B C A B C ...).  It prints a table of tps (median, min, max) with each
 # method's ratio to the floor and to the hand-written baseline, writes it to
-# bench/results.md, and draws bench/results.png with gnuplot.
+# a results file stamped with the date and commit (bench/results/), and draws
+# bench/results.png with gnuplot.
 #
 # Settings (environment):
 #   BENCH_SECONDS    seconds per pgbench run (default 20)
@@ -20,7 +21,8 @@
 #                    memory version rta1k growth (default: all)
 #   BENCH_GROWTH_EVENTS  events stored before the growth run (default 10000000)
 #   BENCH_SERVER_OPTS    extra server options, e.g. "-c jit_above_cost=0"
-#   BENCH_RESULTS    where the results table goes (default bench/results.md)
+#   BENCH_RESULTS    where the results table goes (default
+#                    bench/results/<date>-<commit>.md, one file per sitting)
 #   BENCH_SKIP_BUILD=1   skip the headers, build and install step and use the
 #                        event_store already installed (for trying the scripts)
 #   ES_PORT              the throwaway cluster's port (default 55432)
@@ -56,7 +58,8 @@ WORKLOADS=${BENCH_WORKLOADS:-"own hot rta batch notify replay readall size memor
 GROWTH_EVENTS=${BENCH_GROWTH_EVENTS:-10000000}
 BENCH=$ES_ROOT/bench
 DB=bench
-RESULTS=${BENCH_RESULTS:-$BENCH/results.md}
+RESULTS=${BENCH_RESULTS:-$BENCH/results/$(date +%F)-$(git -C "$ES_ROOT" rev-parse --short HEAD 2>/dev/null || echo nogit).md}
+mkdir -p "$(dirname "$RESULTS")"
 RAW=$(mktemp /tmp/es_bench_raw.XXXXXX)
 
 has() { [[ " $WORKLOADS " == *" $1 "* ]]; }
