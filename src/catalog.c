@@ -144,7 +144,7 @@ CheckShape(Relation rel, const Oid *types, int natts)
 /*
  * Check that the position sequence hands out rising values one at a time: a
  * backend that cached values would hold positions taken outside the gate of
- * global_log.c, and a falling or cycling sequence would hand out positions
+ * gate.c, and a falling or cycling sequence would hand out positions
  * below readers' checkpoints.
  */
 static void

@@ -9,12 +9,15 @@
  *	append.c		the append functions and their locking protocol
  *	event_input.c	validation of stream ids, types, metadata and batches
  *	storage.c		direct index and heap access to the two tables
- *	catalog.c		finding the extension's relations, cached
+ *	catalog.c		finding the extension's relations and indexes, cached
  *	guard.c			the trigger that keeps stored history append-only
- *	global_log.c	read_all, read_category, safe_position and their gate
+ *	gate.c			the gate that keeps the global log exact
+ *	global_log.c	read_all, read_category and safe_position
+ *	heads.c			stream_version
+ *	compat.h		the differences between PostgreSQL majors
  *
- * read_stream and stream_version are SQL functions in the install script, so
- * that the planner can inline them.
+ * read_stream is a SQL function in the install scripts, so that the planner
+ * can inline it.
  *
  * src/event_store.c
  *

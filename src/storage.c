@@ -234,8 +234,8 @@ SameText(text *a, text *b)
  * The look-up uses a dirty snapshot, so it also finds an id that another,
  * still open transaction has just inserted: it then waits for that
  * transaction to end and looks again.  Waiting here, before the inserts,
- * keeps the unique index from making the insert wait later, inside the gate
- * of global_log.c, where a wait would hold up every reader and writer.
+ * keeps the unique index from making the insert wait later (an insertion
+ * that does is finished outside the gate's window anyway, see gate.c).
  */
 bool
 es_storage_find_event(EsStorage *st, const pg_uuid_t *id, text *stream_id,
