@@ -1,0 +1,267 @@
+'use strict';
+
+/*
+ * Appends, stream reads, the global log and checkpoints: one function per
+ * SQL function of the extension, each one round trip.
+ *
+ * Every function takes a `client`: anything with pg's query(config) method,
+ * so a pg.Client, a pg.PoolClient or a pg.Pool. Queries use unnamed
+ * statements, which work through pgbouncer in transaction mode.
+ */
+
+const { fromInt8, toInt8Param, describe } = require('./numbers');
+const { mapError } = require('./errors');
+
+/* Expected version: append without a check. */
+const ANY = -2;
+/* Expected version: the stream must not exist yet. */
+const NO_STREAM = 0;
+/* Expected version: the stream must exist (have at least one event). */
+const STREAM_EXISTS = -1;
+
+const EVENT_COLUMNS =
+  'global_position, stream_id, version, event_id, event_type, data, metadata, created_at';
+
+const APPEND_SQL = 'SELECT event_store.append_events($1, $2, $3::jsonb) AS version';
+// The materialized CTE runs set_config before the append, in the same
+// transaction, so the append's commit sends the notification.
+const APPEND_NOTIFY_SQL =
+  "WITH n AS MATERIALIZED (SELECT set_config('event_store.notify', 'on', true)) " +
+  'SELECT event_store.append_events($1, $2, $3::jsonb) AS version FROM n';
+const READ_STREAM_SQL =
+  `SELECT ${EVENT_COLUMNS} FROM event_store.read_stream($1, $2, $3, $4)`;
+const STREAM_VERSION_SQL = 'SELECT event_store.stream_version($1) AS version';
+const READ_ALL_SQL = `SELECT ${EVENT_COLUMNS} FROM event_store.read_all($1, $2)`;
+const READ_CATEGORY_SQL =
+  `SELECT ${EVENT_COLUMNS} FROM event_store.read_category($1, $2, $3, $4, $5)`;
+const CHECKPOINT_SQL = 'SELECT event_store.checkpoint($1) AS position';
+const SAVE_CHECKPOINT_SQL = 'SELECT event_store.save_checkpoint($1, $2, $3) AS position';
+
+/* Turn a row of event_store.event into an event object. */
+function toEvent(row) {
+  return {
+    globalPosition: fromInt8(row.global_position),
+    streamId: row.stream_id,
+    version: fromInt8(row.version),
+    id: row.event_id,
+    type: row.event_type,
+    data: row.data,
+    metadata: row.metadata,
+    createdAt: row.created_at,
+  };
+}
+
+/* Run a query, mapping a server error to a typed error. */
+async function run(client, text, values, context) {
+  try {
+    return await client.query({ text, values });
+  } catch (err) {
+    throw mapError(err, context);
+  }
+}
+
+/* Check a stream id (or category, or subscriber) argument. */
+function checkName(value, name) {
+  if (typeof value !== 'string' || value === '') {
+    throw new TypeError(`${name} must be a non-empty string, got ${describe(value)}`);
+  }
+}
+
+/* Check the expected version and return it as a bigint parameter. */
+function expectedParam(expected) {
+  if (expected === undefined || expected === null) {
+    throw new TypeError(
+      `expected version must be given, got ${describe(expected)}: pass the version you read, ` +
+        'NO_STREAM (0), STREAM_EXISTS (-1) or ANY (-2)',
+    );
+  }
+  return toInt8Param(expected, 'expected version', ANY);
+}
+
+/*
+ * Check a batch and serialize it to the JSON array append_events takes.
+ * Only type, data, metadata and id are sent; other keys are left out.
+ */
+function serializeEvents(events) {
+  if (!Array.isArray(events)) {
+    throw new TypeError(`events must be an array of {type, data, metadata?, id?}, got ${describe(events)}`);
+  }
+  const out = new Array(events.length);
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
+    if (e === null || typeof e !== 'object' || Array.isArray(e)) {
+      throw new TypeError(`events[${i}] must be an object, got ${describe(e)}`);
+    }
+    if (typeof e.type !== 'string' || e.type === '') {
+      throw new TypeError(`events[${i}].type must be a non-empty string, got ${describe(e.type)}`);
+    }
+    if (e.data === undefined) {
+      throw new TypeError(`events[${i}].data is missing (use null for an event without data)`);
+    }
+    const o = { type: e.type, data: e.data };
+    if (e.metadata !== undefined && e.metadata !== null) {
+      if (typeof e.metadata !== 'object' || Array.isArray(e.metadata)) {
+        throw new TypeError(`events[${i}].metadata must be an object, got ${describe(e.metadata)}`);
+      }
+      o.metadata = e.metadata;
+    }
+    if (e.id !== undefined && e.id !== null) {
+      if (typeof e.id !== 'string') {
+        throw new TypeError(`events[${i}].id must be a uuid string, got ${describe(e.id)}`);
+      }
+      o.id = e.id;
+    }
+    out[i] = o;
+  }
+  return JSON.stringify(out);
+}
+
+/*
+ * Append events to a stream if it is at the expected version, all or
+ * nothing, in one round trip. Returns the stream's new version (the current
+ * version for an empty batch). options.notify sends a NOTIFY on channel
+ * event_store when the append commits.
+ */
+async function appendToStream(client, streamId, expected, events, options = {}) {
+  checkName(streamId, 'streamId');
+  const expectedText = expectedParam(expected);
+  const json = serializeEvents(events);
+  const sql = options.notify ? APPEND_NOTIFY_SQL : APPEND_SQL;
+  const res = await run(client, sql, [streamId, expectedText, json], { streamId, expected });
+  return fromInt8(res.rows[0].version);
+}
+
+/* Return a stream's current version, 0 if it has no events. */
+async function streamVersion(client, streamId) {
+  checkName(streamId, 'streamId');
+  const res = await run(client, STREAM_VERSION_SQL, [streamId], { streamId });
+  return fromInt8(res.rows[0].version);
+}
+
+/* Check an optional positive count option and return it as a number. */
+function countOption(value, name, fallback) {
+  if (value === undefined || value === null) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new TypeError(`${name} must be a positive integer, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/*
+ * Read one page of a stream: up to maxCount events from fromVersion on
+ * (backward: down from fromVersion, or from the last event when it is null).
+ */
+async function readStreamPage(client, streamId, { fromVersion = null, maxCount = null, backward = false } = {}) {
+  checkName(streamId, 'streamId');
+  const from = fromVersion === null || fromVersion === undefined ? null : toInt8Param(fromVersion, 'fromVersion', 0);
+  const count = maxCount === null || maxCount === undefined ? null : toInt8Param(maxCount, 'maxCount', 0);
+  const res = await run(client, READ_STREAM_SQL, [streamId, from, count, backward === true], { streamId });
+  return res.rows.map(toEvent);
+}
+
+/*
+ * Read a stream as an async iterator, pageSize events per query. Forward
+ * from fromVersion (default 1), or backward from fromVersion (default the
+ * last event); at most maxCount events in all.
+ */
+async function* readStream(client, streamId, options = {}) {
+  checkName(streamId, 'streamId');
+  const backward = options.backward === true;
+  const pageSize = countOption(options.pageSize, 'pageSize', 500);
+  let remaining = options.maxCount === undefined || options.maxCount === null
+    ? Infinity
+    : (toInt8Param(options.maxCount, 'maxCount', 0), Number(options.maxCount));
+  let from = options.fromVersion === undefined || options.fromVersion === null
+    ? null
+    : options.fromVersion;
+  if (from !== null) toInt8Param(from, 'fromVersion', 0);
+  while (remaining > 0) {
+    const want = Math.min(pageSize, remaining);
+    const page = await readStreamPage(client, streamId, { fromVersion: from, maxCount: want, backward });
+    for (const event of page) yield event;
+    remaining -= page.length;
+    if (page.length < want) return;
+    const last = page[page.length - 1].version;
+    if (backward) {
+      if (last <= 1) return;
+      from = typeof last === 'bigint' ? last - 1n : last - 1;
+    } else {
+      from = typeof last === 'bigint' ? last + 1n : last + 1;
+    }
+  }
+}
+
+/*
+ * Read one page of the global log: events after the position, ascending,
+ * never skipping an event that may still commit.
+ */
+async function readAll(client, { after = 0, maxCount = 1000 } = {}) {
+  const afterText = toInt8Param(after, 'after', 0);
+  const countText = toInt8Param(maxCount, 'maxCount', 0);
+  const res = await run(client, READ_ALL_SQL, [afterText, countText], {});
+  return res.rows.map(toEvent);
+}
+
+/*
+ * Read one page of a category (stream ids up to their first '-'), optionally
+ * one consumer-group member's share: consumerGroup = {member, size}.
+ */
+async function readCategory(client, category, { after = 0, maxCount = 1000, consumerGroup } = {}) {
+  checkName(category, 'category');
+  const afterText = toInt8Param(after, 'after', 0);
+  const countText = toInt8Param(maxCount, 'maxCount', 0);
+  const [member, size] = groupParams(consumerGroup);
+  const res = await run(client, READ_CATEGORY_SQL, [category, afterText, countText, member, size], {});
+  return res.rows.map(toEvent);
+}
+
+/* Check a consumer group option and return [member, size] (nulls when absent). */
+function groupParams(consumerGroup) {
+  if (consumerGroup === undefined || consumerGroup === null) return [null, null];
+  const { member, size } = consumerGroup;
+  if (!Number.isSafeInteger(size) || size < 1) {
+    throw new TypeError(`consumerGroup.size must be a positive integer, got ${describe(size)}`);
+  }
+  if (!Number.isSafeInteger(member) || member < 0 || member >= size) {
+    throw new TypeError(`consumerGroup.member must be an integer in 0..size-1, got ${describe(member)}`);
+  }
+  return [member, size];
+}
+
+/* Return a subscriber's checkpoint, 0 if it has none. */
+async function getCheckpoint(client, subscriber) {
+  checkName(subscriber, 'subscriber');
+  const res = await run(client, CHECKPOINT_SQL, [subscriber], {});
+  return fromInt8(res.rows[0].position);
+}
+
+/*
+ * Save a subscriber's checkpoint and return it as stored. It never moves
+ * backwards unless options.allowBackwards is true.
+ */
+async function saveCheckpoint(client, subscriber, position, { allowBackwards = false } = {}) {
+  checkName(subscriber, 'subscriber');
+  const positionText = toInt8Param(position, 'position', 0);
+  const res = await run(client, SAVE_CHECKPOINT_SQL, [subscriber, positionText, allowBackwards === true], {});
+  return fromInt8(res.rows[0].position);
+}
+
+module.exports = {
+  ANY,
+  NO_STREAM,
+  STREAM_EXISTS,
+  EVENT_COLUMNS,
+  toEvent,
+  run,
+  checkName,
+  groupParams,
+  serializeEvents,
+  appendToStream,
+  streamVersion,
+  readStream,
+  readStreamPage,
+  readAll,
+  readCategory,
+  getCheckpoint,
+  saveCheckpoint,
+};
