@@ -221,10 +221,10 @@ fi
 if has replay || has readall || has memory; then
 	echo "loading streams for the read workloads"
 	psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<'SQL'
-SELECT event_store.append_events('replay-1k', NULL,
+SELECT event_store.append_events('replay-1k', -2,
 	(SELECT jsonb_agg(jsonb_build_object('type', 'Bench', 'data', jsonb_build_object('i', i, 'pad', repeat('x', 150))))
 	   FROM generate_series(1, 1000) i));
-SELECT count(event_store.append_events('replay-100k', NULL,
+SELECT count(event_store.append_events('replay-100k', -2,
 	(SELECT jsonb_agg(jsonb_build_object('type', 'Bench', 'data', jsonb_build_object('i', i, 'pad', repeat('x', 150))))
 	   FROM generate_series(1, 1000) i)))
   FROM generate_series(1, 100);
@@ -274,7 +274,7 @@ fi
 
 if has memory; then
 	echo "memory: replaying a 1,000,000-event stream in one call"
-	psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "SELECT count(event_store.append_events('replay-1m', NULL,
+	psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "SELECT count(event_store.append_events('replay-1m', -2,
 		(SELECT jsonb_agg(jsonb_build_object('type', 'Bench', 'data', jsonb_build_object('i', i, 'pad', repeat('x', 150))))
 		   FROM generate_series(1, 1000) i))) FROM generate_series(1, 1000)" >/dev/null
 	psql -X -q -d "$DB" -c "VACUUM ANALYZE event_store.events"
@@ -338,7 +338,7 @@ fi
 
 if has growth; then
 	echo "growth: storing $GROWTH_EVENTS events"
-	psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "SELECT count(event_store.append_events('growth-' || g, NULL,
+	psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "SELECT count(event_store.append_events('growth-' || g, -2,
 		(SELECT jsonb_agg(jsonb_build_object('type', 'Bench', 'data', jsonb_build_object('g', g, 'i', i, 'pad', repeat('x', 150))))
 		   FROM generate_series(1, 1000) i))) FROM generate_series(1, $GROWTH_EVENTS / 1000) g" >/dev/null
 	psql -X -q -d "$DB" -c "VACUUM ANALYZE event_store.events"

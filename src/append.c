@@ -86,14 +86,22 @@
 
 PG_FUNCTION_INFO_V1(append_event);
 PG_FUNCTION_INFO_V1(append_events);
+PG_FUNCTION_INFO_V1(append_event_checked);
+PG_FUNCTION_INFO_V1(append_events_checked);
 PG_FUNCTION_INFO_V1(lock_all_streams);
+PG_FUNCTION_INFO_V1(new_event_id);
 
 static void LockStream(EsStorage *st, text *stream_id);
-static void ReportConflict(text *stream_id, bool expected_isnull,
-						   int64 expected, int64 actual, bool ids_elsewhere);
+static void ReportConflict(text *stream_id, int64 expected, int64 actual,
+						   bool ids_elsewhere);
+static void ReportAlreadyStored(text *stream_id, const pg_uuid_t *id,
+								int64 version);
 static void ReportForeignId(const pg_uuid_t *id);
-static int64 CheckRepeat(EsStorage *st, text *stream_id, bool expected_isnull,
-						 int64 expected, EsEventInput *events, int nevents);
+static int64 CheckRepeat(EsStorage *st, text *stream_id, int64 expected,
+						 EsEventInput *events, int nevents, bool legacy);
+static int64 ExpectedArg(FunctionCallInfo fcinfo, bool legacy);
+static Datum AppendEvent(FunctionCallInfo fcinfo, bool legacy);
+static Datum AppendEvents(FunctionCallInfo fcinfo, bool legacy);
 static void InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 						 EsEventInput *events, int nevents, Jsonb *batch);
 static void Notify(void);
@@ -122,16 +130,17 @@ LockStream(EsStorage *st, text *stream_id)
 /*
  * Report a failed expected-version check.  The DETAIL has a fixed form that
  * clients may parse: "Expected version E, actual version A." where E is a
- * number or "any".  A conflict is an expected outcome, so the statement and
- * context are left out of the server log.
+ * number, or "any" for the NULL of the 0.1 and 0.2 functions.  A conflict is
+ * an expected outcome, so the statement and context are left out of the
+ * server log, and event_store.log_conflicts = off leaves it out altogether.
  */
 static void
-ReportConflict(text *stream_id, bool expected_isnull, int64 expected,
-			   int64 actual, bool ids_elsewhere)
+ReportConflict(text *stream_id, int64 expected, int64 actual,
+			   bool ids_elsewhere)
 {
 	char		expected_str[32];
 
-	if (expected_isnull)
+	if (expected == ES_EXPECT_ANY)
 		strlcpy(expected_str, "any", sizeof(expected_str));
 	else
 		snprintf(expected_str, sizeof(expected_str), INT64_FORMAT, expected);
@@ -145,6 +154,28 @@ ReportConflict(text *stream_id, bool expected_isnull, int64 expected,
 			 ids_elsewhere ?
 			 errhint("Some event ids of this call are already stored in the stream, but not as a repeat of this call.") :
 			 errhint("Read the stream again and decide on its current state."),
+			 errhidestmt(true),
+			 errhidecontext(true)));
+}
+
+/*
+ * Report that an event id of the call is already stored in this stream, but
+ * not as a repeat of this call: the command that made the event has already
+ * been carried out, and no retry can change that.  The DETAIL has a fixed
+ * form that clients may parse: "Event id U is stored at version N."
+ */
+static void
+ReportAlreadyStored(text *stream_id, const pg_uuid_t *id, int64 version)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_ES_EVENT_ALREADY_STORED),
+			 errmsg("event already stored in stream \"%s\"",
+					text_to_cstring(stream_id)),
+			 errdetail("Event id %s is stored at version " INT64_FORMAT ".",
+					   DatumGetCString(DirectFunctionCall1(uuid_out,
+														   UUIDPGetDatum(id))),
+					   version),
+			 errhint("The command that made this event has already been carried out; report it as done rather than retrying."),
 			 errhidestmt(true),
 			 errhidecontext(true)));
 }
@@ -164,16 +195,19 @@ ReportForeignId(const pg_uuid_t *id)
 /*
  * Decide whether a call whose ids are already stored repeats an earlier
  * append.  Returns -1 when none of the ids is stored (go on with the append),
- * the version to return when the call is a repeat, and reports a conflict
- * otherwise.  Raises unique_violation for an id stored in another stream.
+ * the version to return when the call is a repeat, and reports otherwise:
+ * VE002, naming the first stored id (VE001 for the 0.1 and 0.2 functions).
+ * Raises unique_violation for an id stored in another stream.
  */
 static int64
-CheckRepeat(EsStorage *st, text *stream_id, bool expected_isnull,
-			int64 expected, EsEventInput *events, int nevents)
+CheckRepeat(EsStorage *st, text *stream_id, int64 expected,
+			EsEventInput *events, int nevents, bool legacy)
 {
 	int			nfound = 0;
 	bool		consecutive = true;
 	int64		first = 0;
+	int			first_found = -1;
+	int64		first_found_version = 0;
 
 	for (int i = 0; i < nevents; i++)
 	{
@@ -190,7 +224,11 @@ CheckRepeat(EsStorage *st, text *stream_id, bool expected_isnull,
 			ReportForeignId(&events[i].id);
 
 		if (nfound == 0)
+		{
 			first = version - i;
+			first_found = i;
+			first_found_version = version;
+		}
 		if (version != first + i)
 			consecutive = false;
 		nfound++;
@@ -204,12 +242,14 @@ CheckRepeat(EsStorage *st, text *stream_id, bool expected_isnull,
 	 * consecutive versions, and where the expectation says it should be.
 	 */
 	if (nfound == nevents && consecutive &&
-		(expected_isnull || expected == ES_EXPECT_STREAM_EXISTS ||
+		(expected == ES_EXPECT_ANY || expected == ES_EXPECT_STREAM_EXISTS ||
 		 first == expected + 1))
 		return first + nevents - 1;
 
-	ReportConflict(stream_id, expected_isnull, expected, st->head_version,
-				   true);
+	if (legacy)
+		ReportConflict(stream_id, expected, st->head_version, true);
+	ReportAlreadyStored(stream_id, &events[first_found].id,
+						first_found_version);
 	return -1;					/* keep compiler quiet */
 }
 
@@ -291,6 +331,8 @@ Notify(void)
 static bool
 VersionMatches(int64 expected, int64 current)
 {
+	if (expected == ES_EXPECT_ANY)
+		return true;
 	if (expected == ES_EXPECT_NO_STREAM)
 		return current == 0;
 	if (expected == ES_EXPECT_STREAM_EXISTS)
@@ -303,8 +345,8 @@ VersionMatches(int64 expected, int64 current)
  * stream's version after the append.
  */
 int64
-es_append(const char *funcname, text *stream_id, bool expected_isnull,
-		  int64 expected, EsEventInput *events, int nevents, Jsonb *batch)
+es_append(const char *funcname, text *stream_id, int64 expected,
+		  EsEventInput *events, int nevents, Jsonb *batch, bool legacy)
 {
 	EsStorage	st;
 	int64		current;
@@ -319,16 +361,15 @@ es_append(const char *funcname, text *stream_id, bool expected_isnull,
 	es_storage_read_head(&st, stream_id);
 	current = st.head_version;
 
-	result = CheckRepeat(&st, stream_id, expected_isnull, expected,
-						 events, nevents);
+	result = CheckRepeat(&st, stream_id, expected, events, nevents, legacy);
 	if (result >= 0)
 	{
 		es_storage_close(&st);
 		return result;
 	}
 
-	if (!expected_isnull && !VersionMatches(expected, current))
-		ReportConflict(stream_id, expected_isnull, expected, current, false);
+	if (!VersionMatches(expected, current))
+		ReportConflict(stream_id, expected, current, false);
 
 	if (nevents == 0)
 	{
@@ -356,19 +397,39 @@ es_append(const char *funcname, text *stream_id, bool expected_isnull,
 }
 
 /*
+ * The expected version argument.  From 0.3.0 on, NULL is refused: "no
+ * check" is -2, said on purpose, because a client's undefined or None
+ * arrives as NULL.  The 0.1 and 0.2 functions (legacy) took NULL for it.
+ */
+static int64
+ExpectedArg(FunctionCallInfo fcinfo, bool legacy)
+{
+	int64		expected;
+
+	if (PG_ARGISNULL(1))
+	{
+		if (legacy)
+			return ES_EXPECT_ANY;
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("expected version must not be null"),
+				 errhint("Pass the version you read, 0 for a new stream, -1 for an existing one, or event_store.any_version() (-2) to append without a check.")));
+	}
+	expected = PG_GETARG_INT64(1);
+	es_check_expected_version(expected, legacy);
+	return expected;
+}
+
+/*
  * event_store.append_event(stream_id, expected_version, event_type, data,
  *							metadata, event_id) returns bigint
  */
-Datum
-append_event(PG_FUNCTION_ARGS)
+static Datum
+AppendEvent(FunctionCallInfo fcinfo, bool legacy)
 {
 	text	   *stream_id = es_check_stream_id(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
-	bool		expected_isnull = PG_ARGISNULL(1);
-	int64		expected = expected_isnull ? 0 : PG_GETARG_INT64(1);
+	int64		expected = ExpectedArg(fcinfo, legacy);
 	EsEventInput ev;
-
-	if (!expected_isnull)
-		es_check_expected_version(expected);
 
 	memset(&ev, 0, sizeof(ev));
 	if (PG_ARGISNULL(2))
@@ -398,26 +459,22 @@ append_event(PG_FUNCTION_ARGS)
 		ev.has_id = true;
 	}
 
-	PG_RETURN_INT64(es_append("append_event", stream_id, expected_isnull,
-							  expected, &ev, 1, NULL));
+	PG_RETURN_INT64(es_append("append_event", stream_id, expected, &ev, 1,
+							  NULL, legacy));
 }
 
 /*
  * event_store.append_events(stream_id, expected_version, events jsonb)
  * returns bigint
  */
-Datum
-append_events(PG_FUNCTION_ARGS)
+static Datum
+AppendEvents(FunctionCallInfo fcinfo, bool legacy)
 {
 	text	   *stream_id = es_check_stream_id(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
-	bool		expected_isnull = PG_ARGISNULL(1);
-	int64		expected = expected_isnull ? 0 : PG_GETARG_INT64(1);
+	int64		expected = ExpectedArg(fcinfo, legacy);
 	Jsonb	   *batch;
 	EsEventInput *events;
 	int			nevents;
-
-	if (!expected_isnull)
-		es_check_expected_version(expected);
 
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -427,8 +484,51 @@ append_events(PG_FUNCTION_ARGS)
 	batch = PG_GETARG_JSONB_P(2);
 	events = es_parse_event_array(batch, &nevents);
 
-	PG_RETURN_INT64(es_append("append_events", stream_id, expected_isnull,
-							  expected, events, nevents, batch));
+	PG_RETURN_INT64(es_append("append_events", stream_id, expected, events,
+							  nevents, batch, legacy));
+}
+
+/* The append functions of 0.3.0 on: NULL refused, VE002 for stored ids. */
+Datum
+append_event_checked(PG_FUNCTION_ARGS)
+{
+	return AppendEvent(fcinfo, false);
+}
+
+Datum
+append_events_checked(PG_FUNCTION_ARGS)
+{
+	return AppendEvents(fcinfo, false);
+}
+
+/*
+ * The append functions as 0.1.0 and 0.2.0 declare them (NULL means any),
+ * for a database whose extension has not been updated yet.
+ */
+Datum
+append_event(PG_FUNCTION_ARGS)
+{
+	return AppendEvent(fcinfo, true);
+}
+
+Datum
+append_events(PG_FUNCTION_ARGS)
+{
+	return AppendEvents(fcinfo, true);
+}
+
+/*
+ * event_store.new_event_id() returns uuid: a version 7 uuid, as the append
+ * functions make for events without an id (PostgreSQL 18's own generator
+ * where there is one).
+ */
+Datum
+new_event_id(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+
+	es_generate_event_id(id);
+	PG_RETURN_UUID_P(id);
 }
 
 /*

@@ -17,7 +17,10 @@
 #include "access/genam.h"
 #include "access/tableam.h"
 #include "executor/executor.h"
+#include "fmgr.h"
 #include "storage/lock.h"
+#include "utils/fmgrprotos.h"
+#include "utils/uuid.h"
 
 /*
  * Insert a stored tuple's index entries.  With no_wait, unique and exclusion
@@ -89,6 +92,28 @@ es_index_beginscan(Relation heap, Relation index, Snapshot snapshot,
 	return index_beginscan(heap, index, snapshot, NULL, nkeys, norderbys);
 #else
 	return index_beginscan(heap, index, snapshot, nkeys, norderbys);
+#endif
+}
+
+/*
+ * A version 7 uuid from PostgreSQL's own generator, where there is one (18);
+ * false when there is none and the caller makes its own.
+ */
+static inline bool
+es_builtin_uuidv7(pg_uuid_t *out)
+{
+#if PG_VERSION_NUM >= 180000
+	LOCAL_FCINFO(fcinfo, 0);
+	Datum		result;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	result = uuidv7(fcinfo);
+	*out = *DatumGetUUIDP(result);
+	pfree(DatumGetPointer(result));
+	return true;
+#else
+	(void) out;
+	return false;
 #endif
 }
 

@@ -32,6 +32,7 @@
 #include "utils/memutils.h"
 #include "utils/uuid.h"
 
+#include "compat.h"
 #include "event_store.h"
 
 static int HexValue(char c);
@@ -71,15 +72,23 @@ es_check_stream_id(Datum stream_id, bool isnull)
 	return t;
 }
 
-/* Check a non-null expected version. */
+/*
+ * Check a non-null expected version: -2 (any), 0, -1 or a version; the 0.1
+ * and 0.2 functions (legacy) take NULL for any and know no -2.
+ */
 void
-es_check_expected_version(int64 expected)
+es_check_expected_version(int64 expected, bool legacy)
 {
-	if (expected < ES_EXPECT_STREAM_EXISTS)
+	if (legacy && expected < ES_EXPECT_STREAM_EXISTS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid expected version " INT64_FORMAT, expected),
 				 errdetail("The expected version must be NULL (any), 0 (no stream), -1 (stream exists) or a version of 1 or more.")));
+	if (expected < ES_EXPECT_ANY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid expected version " INT64_FORMAT, expected),
+				 errdetail("The expected version must be -2 (any), 0 (no stream), -1 (stream exists) or a version of 1 or more.")));
 }
 
 /* Check an event type; the caller has already refused NULL. */
@@ -407,7 +416,8 @@ es_check_unique_ids(EsEventInput *events, int nevents)
  * Make a new event id: a version 7 uuid (RFC 9562), whose leading 48 bits
  * are the Unix time in milliseconds.  Ids made close in time sort close
  * together, so the unique index on event_id grows at its right edge instead
- * of at random pages.
+ * of at random pages.  PostgreSQL 18 has a generator of its own, which also
+ * keeps ids of one backend rising within a millisecond; it is used there.
  */
 void
 es_generate_event_id(pg_uuid_t *id)
@@ -415,6 +425,8 @@ es_generate_event_id(pg_uuid_t *id)
 	struct timeval tv;
 	uint64		ms;
 
+	if (es_builtin_uuidv7(id))
+		return;
 	if (!pg_strong_random(id->data, UUID_LEN))
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),

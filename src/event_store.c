@@ -17,7 +17,8 @@
  *	compat.h		the differences between PostgreSQL majors
  *
  * read_stream is a SQL function in the install scripts, so that the planner
- * can inline it.
+ * can inline it.  This file defines the settings and the hook that keeps
+ * conflicts out of the server log when asked to.
  *
  * src/event_store.c
  *
@@ -35,7 +36,29 @@ PG_MODULE_MAGIC;
 /* event_store.notify: send a NOTIFY for every committed append. */
 bool		es_notify = false;
 
+/* event_store.log_conflicts: write version conflicts to the server log. */
+bool		es_log_conflicts = true;
+
+static emit_log_hook_type previous_emit_log_hook = NULL;
+
 void		_PG_init(void);
+static void QuietConflicts(ErrorData *edata);
+
+/*
+ * With event_store.log_conflicts off, keep the expected outcomes of an
+ * append, VE001 and VE002, out of the server log; the client still gets
+ * them.  Every other message is left alone.
+ */
+static void
+QuietConflicts(ErrorData *edata)
+{
+	if (!es_log_conflicts && edata->elevel == ERROR &&
+		(edata->sqlerrcode == ERRCODE_ES_WRONG_EXPECTED_VERSION ||
+		 edata->sqlerrcode == ERRCODE_ES_EVENT_ALREADY_STORED))
+		edata->output_to_server = false;
+	if (previous_emit_log_hook)
+		previous_emit_log_hook(edata);
+}
 
 /* Set up the module when the library is loaded. */
 void
@@ -49,6 +72,16 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("event_store.log_conflicts",
+							 "Writes version conflicts (VE001, VE002) to the server log.",
+							 "Off keeps these expected outcomes of an append out of the server log; the client still receives them.",
+							 &es_log_conflicts,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("event_store");
+	previous_emit_log_hook = emit_log_hook;
+	emit_log_hook = QuietConflicts;
 	es_catalog_init();
 }

@@ -21,18 +21,21 @@
 #include "utils/uuid.h"
 
 /*
- * The SQLSTATE of a failed expected-version check: class "VE" is not used by
- * PostgreSQL.  The same code is used for every kind of check.
+ * The extension's SQLSTATEs, in class "VE", which PostgreSQL does not use:
+ * a failed expected-version check (every kind of check), and event ids of a
+ * call already stored in the stream, but not as a repeat of that call.
  */
 #define ERRCODE_ES_WRONG_EXPECTED_VERSION	MAKE_SQLSTATE('V','E','0','0','1')
+#define ERRCODE_ES_EVENT_ALREADY_STORED		MAKE_SQLSTATE('V','E','0','0','2')
 
 /* Input limits, in bytes. */
 #define ES_MAX_STREAM_ID_LEN	1000
 #define ES_MAX_EVENT_TYPE_LEN	255
 
-/* Special expected versions. */
+/* Special expected versions (-2 is "any", as KurrentDB numbers it). */
 #define ES_EXPECT_NO_STREAM		0
 #define ES_EXPECT_STREAM_EXISTS (-1)
+#define ES_EXPECT_ANY			(-2)
 
 /* Column numbers of event_store.events. */
 #define Anum_es_events_global_position	1
@@ -103,7 +106,7 @@ typedef struct EsEventInput
 } EsEventInput;
 
 extern text *es_check_stream_id(Datum stream_id, bool isnull);
-extern void es_check_expected_version(int64 expected);
+extern void es_check_expected_version(int64 expected, bool legacy);
 extern void es_check_event_type(text *event_type);
 extern void es_check_metadata(Jsonb *metadata);
 extern EsEventInput *es_parse_event_array(Jsonb *events, int *nevents);
@@ -154,10 +157,11 @@ extern int64 es_gate_high_water(Relation events, Relation pkey, Oid gate,
 
 /* event_store.c */
 extern bool es_notify;
+extern bool es_log_conflicts;
 
 /* append.c */
-extern int64 es_append(const char *funcname, text *stream_id,
-					   bool expected_isnull, int64 expected,
-					   EsEventInput *events, int nevents, Jsonb *batch);
+extern int64 es_append(const char *funcname, text *stream_id, int64 expected,
+					   EsEventInput *events, int nevents, Jsonb *batch,
+					   bool legacy);
 
 #endif							/* EVENT_STORE_H */

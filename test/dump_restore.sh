@@ -13,7 +13,7 @@ dst=es_dump_dst
 dump=$work/dump
 
 dropdb --if-exists "$dst" 2>/dev/null
-qd "$src" -c "SELECT count(event_store.append_event('s-' || (i % 7), NULL, 'E', to_jsonb(i),
+qd "$src" -c "SELECT count(event_store.append_event('s-' || (i % 7), -2, 'E', to_jsonb(i),
              jsonb_build_object('i', i))) FROM generate_series(1, 500) i" >/dev/null
 qd "$src" -c "SELECT event_store.save_checkpoint('projector', 123)" >/dev/null
 qd "$src" -c "SELECT event_store.append_events('batch', 0,

@@ -38,7 +38,7 @@ for d in "$pub" "$sub"; do
 	on "$d" "CREATE EXTENSION event_store"
 done
 
-on "$pub" "SELECT count(event_store.append_event('s-' || (i % 5), NULL, 'E', to_jsonb(i)))
+on "$pub" "SELECT count(event_store.append_event('s-' || (i % 5), -2, 'E', to_jsonb(i)))
            FROM generate_series(1, 50) i" >/dev/null
 on "$pub" "CREATE PUBLICATION es_logical_pub FOR TABLE event_store.events, event_store.streams"
 # In one cluster the slot must exist before the subscription is created.
@@ -49,7 +49,7 @@ on "$sub" "CREATE SUBSCRIPTION es_logical_sub
 
 # After the initial copy: appends to existing streams (head UPDATEs), new
 # streams (head INSERTs) and a batch.
-on "$pub" "SELECT count(event_store.append_event('s-' || (i % 5), NULL, 'F', to_jsonb(i)))
+on "$pub" "SELECT count(event_store.append_event('s-' || (i % 5), -2, 'F', to_jsonb(i)))
            FROM generate_series(1, 50) i" >/dev/null
 on "$pub" "SELECT event_store.append_event('new-1', 0, 'N', '1')" >/dev/null
 on "$pub" "SELECT event_store.append_events('s-1', -1, '[{\"type\": \"B\", \"data\": 1}, {\"type\": \"B\", \"data\": 2}]')" >/dev/null

@@ -45,7 +45,7 @@ t_eq "pg_upgrade: the old cluster runs PostgreSQL $old" \
 	"$(psql -X -At -h "$dir" -p "$port" -d postgres -c "SHOW server_version_num" | cut -c1-2)" "$old"
 psql -X -q -h "$dir" -p "$port" -d postgres -c "CREATE DATABASE $db"
 on -c "CREATE EXTENSION event_store"
-on -c "SELECT count(event_store.append_event('pu-' || (i % 9), NULL, 'E', to_jsonb(i),
+on -c "SELECT count(event_store.append_event('pu-' || (i % 9), -2, 'E', to_jsonb(i),
         jsonb_build_object('i', i))) FROM generate_series(1, 400) i" >/dev/null
 on -c "SELECT event_store.append_events('pu-batch', 0,
         (SELECT jsonb_agg(jsonb_build_object('type', 'B', 'data', i)) FROM generate_series(1, 30) i))" >/dev/null

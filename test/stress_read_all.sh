@@ -57,9 +57,9 @@ cat >"$work/writer.sql" <<'SQL'
 \set fate random(1, 4)
 BEGIN;
 \if :kind <= 7
-SELECT event_store.append_event('stress-' || :s, NULL, 'E', '{"k": 1}');
+SELECT event_store.append_event('stress-' || :s, -2, 'E', '{"k": 1}');
 \else
-SELECT event_store.append_events('stress-' || :s, NULL, '[{"type": "B", "data": 1}, {"type": "B", "data": 2}, {"type": "B", "data": 3}]');
+SELECT event_store.append_events('stress-' || :s, -2, '[{"type": "B", "data": 1}, {"type": "B", "data": 2}, {"type": "B", "data": 3}]');
 \endif
 \sleep :delay us
 \if :fate = 1

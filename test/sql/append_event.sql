@@ -15,9 +15,17 @@ SELECT event_store.append_event('ae-1', 2, 'Changed', '{"n": 3}');
 SELECT pg_temp.try($$SELECT event_store.append_event('ae-new', -1, 'Changed', '{}')$$);
 SELECT event_store.append_event('ae-1', -1, 'Changed', '{"n": 4}');
 
--- NULL: any version, including a stream that does not exist.
-SELECT event_store.append_event('ae-1', NULL, 'Changed', '{"n": 5}');
-SELECT event_store.append_event('ae-any', NULL, 'Created', '{}');
+-- -2, which event_store.any_version() returns: any version, including a
+-- stream that does not exist.
+SELECT event_store.any_version();
+SELECT event_store.append_event('ae-1', event_store.any_version(), 'Changed', '{"n": 5}');
+SELECT event_store.append_event('ae-any', -2, 'Created', '{}');
+
+-- NULL is refused (22004), before anything is read or written: a client's
+-- undefined or None must not turn the check off.  Below -2 is invalid.
+SELECT pg_temp.try($$SELECT event_store.append_event('ae-1', NULL, 'Changed', '{}')$$);
+SELECT pg_temp.try($$SELECT event_store.append_events('ae-1', NULL, '[]')$$);
+SELECT pg_temp.try($$SELECT event_store.append_event('ae-1', -3, 'Changed', '{}')$$);
 
 -- Only the successful appends were stored, at versions 1..5 with no gap.
 SELECT version, event_type, data FROM event_store.events
@@ -35,7 +43,7 @@ BEGIN
 	RAISE EXCEPTION 'the stale append was not rejected';
 EXCEPTION WHEN SQLSTATE 'VE001' THEN
 	GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
-	m := regexp_match(d, '^Expected version (any|-?\d+), actual version (\d+)\.$');
+	m := regexp_match(d, '^Expected version (-?\d+), actual version (\d+)\.$');
 	RAISE NOTICE 'expected=% actual=%', m[1], m[2];
 END $$;
 
@@ -60,7 +68,7 @@ SELECT bool_and(a.global_position < b.global_position) AS ascending
  WHERE a.stream_id = 'ae-1';
 
 -- Several appends in one statement and in one transaction see each other.
-SELECT event_store.append_event('ae-4', NULL, 'Tick', to_jsonb(i))
+SELECT event_store.append_event('ae-4', -2, 'Tick', to_jsonb(i))
   FROM generate_series(1, 3) AS i;
 BEGIN;
 SELECT event_store.append_event('ae-4', 3, 'Tick', '4');
@@ -105,7 +113,7 @@ SELECT stream_id, version FROM event_store.streams
 
 -- Hundreds of appends to one stream in one transaction: the head row's
 -- updates outgrow its page and cannot all stay heap-only.
-SELECT max(event_store.append_event(repeat('h', 1000), NULL, 'Tick', to_jsonb(i)))
+SELECT max(event_store.append_event(repeat('h', 1000), -2, 'Tick', to_jsonb(i)))
   FROM generate_series(1, 300) AS i;
 -- With an index on the version column no head update can be heap-only.
 CREATE INDEX streams_version_test_idx ON event_store.streams (version);
@@ -115,3 +123,11 @@ SELECT count(*) FROM event_store.streams WHERE version = 2 AND stream_id = 'ae-7
 DROP INDEX event_store.streams_version_test_idx;
 SELECT count(*), max(version), event_store.stream_version(repeat('h', 1000))
   FROM event_store.read_stream(repeat('h', 1000));
+
+-- new_event_id: a version 7 uuid, time-ordered.
+SELECT substr(event_store.new_event_id()::text, 15, 1) AS uuid_version,
+	   substr(event_store.new_event_id()::text, 20, 1) IN ('8', '9', 'a', 'b') AS rfc_variant;
+SELECT count(DISTINCT event_store.new_event_id()) AS distinct_ids FROM generate_series(1, 1000);
+SELECT bool_and(a < b) AS ids_rise_with_time
+  FROM (SELECT event_store.new_event_id() AS a, pg_sleep(0.002), event_store.new_event_id() AS b
+		  FROM generate_series(1, 3)) x;

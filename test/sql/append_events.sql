@@ -22,12 +22,12 @@ SELECT pg_temp.try($$SELECT event_store.append_events('ab-1', 0, '[{"type": "X",
 SELECT pg_temp.try($$SELECT event_store.append_events('ab-1', 4, '[{"type": "X", "data": 1}]')$$);
 SELECT pg_temp.try($$SELECT event_store.append_events('ab-none', -1, '[{"type": "X", "data": 1}]')$$);
 SELECT event_store.append_events('ab-1', -1, '[{"type": "X", "data": 6}]');
-SELECT event_store.append_events('ab-1', NULL, '[{"type": "X", "data": 7}, {"type": "X", "data": 8}]');
+SELECT event_store.append_events('ab-1', -2, '[{"type": "X", "data": 7}, {"type": "X", "data": 8}]');
 SELECT event_store.append_events('ab-1', 8, '[{"type": "X", "data": 9}]');
 
 -- An empty batch writes nothing, checks the expectation, returns the version.
 SELECT event_store.append_events('ab-1', 9, '[]');
-SELECT event_store.append_events('ab-1', NULL, '[]');
+SELECT event_store.append_events('ab-1', -2, '[]');
 SELECT event_store.append_events('ab-none', 0, '[]');
 SELECT pg_temp.try($$SELECT event_store.append_events('ab-1', 5, '[]')$$);
 SELECT pg_temp.try($$SELECT event_store.append_events('ab-none', -1, '[]')$$);

@@ -7,7 +7,7 @@ CREATE TEMP TABLE fuzz_log (fn text, outcome text);
 
 DO $fuzz$
 DECLARE
-	documented text[] := ARRAY['VE001', '22004', '22023', '22001', '23505', '2201W'];
+	documented text[] := ARRAY['VE001', 'VE002', '22004', '22023', '22001', '23505', '2201W'];
 	ids uuid[] := ARRAY['f0000000-0000-4000-8000-000000000001',
 						'f0000000-0000-4000-8000-000000000002',
 						'f0000000-0000-4000-8000-000000000003']::uuid[];
@@ -37,7 +37,7 @@ BEGIN
 		sid := streams[1 + floor(random() * array_length(streams, 1))::int];
 		ev := CASE floor(random() * 4)::int
 				WHEN 0 THEN event_store.stream_version(sid)
-				WHEN 1 THEN (ARRAY[NULL, -1, 0])[1 + floor(random() * 3)::int]
+				WHEN 1 THEN (ARRAY[NULL, -2, -1, 0])[1 + floor(random() * 4)::int]
 				WHEN 2 THEN (ARRAY[-2, 1, 2, 9223372036854775807, -9223372036854775808])[1 + floor(random() * 5)::int]
 				ELSE NULL END;
 		fn := (ARRAY['append_event', 'append_events', 'read_stream', 'read_all',
