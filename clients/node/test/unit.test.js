@@ -1,0 +1,210 @@
+'use strict';
+
+/* Tests that need no database: conversions, validation, ids, error mapping. */
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const es = require('..');
+const { serializeEvents } = require('../lib/store');
+const { backoffDelay } = require('../lib/command');
+const { toInt8Param } = require('../lib/numbers');
+
+/* A client that records queries and answers none. */
+function recordingClient() {
+  const queries = [];
+  return {
+    queries,
+    query(config) {
+      queries.push(config);
+      return Promise.resolve({ rows: [{ version: '1', position: '0' }] });
+    },
+  };
+}
+
+test('fromInt8 returns numbers while safe and BigInt beyond 2^53 - 1', () => {
+  assert.equal(es.fromInt8('0'), 0);
+  assert.equal(es.fromInt8('-2'), -2);
+  assert.equal(es.fromInt8('123456789012345'), 123456789012345);
+  assert.equal(es.fromInt8('9007199254740991'), Number.MAX_SAFE_INTEGER);
+  assert.equal(es.fromInt8('9007199254740992'), 9007199254740992n);
+  assert.equal(es.fromInt8('9223372036854775807'), 9223372036854775807n);
+  assert.equal(es.fromInt8('-9007199254740993'), -9007199254740993n);
+  assert.equal(es.fromInt8(null), null);
+  assert.equal(es.fromInt8(5n), 5);
+});
+
+test('toEvent converts each row: a version and position above 2^53', () => {
+  const { toEvent } = require('../lib/store');
+  const e = toEvent({
+    global_position: '9007199254740993',
+    stream_id: 's-1',
+    version: '9223372036854775806',
+    event_id: '01890000-0000-7000-8000-000000000000',
+    event_type: 'T',
+    data: { a: 1 },
+    metadata: null,
+    created_at: new Date(0),
+  });
+  assert.equal(e.globalPosition, 9007199254740993n);
+  assert.equal(e.version, 9223372036854775806n);
+  assert.equal(e.type, 'T');
+  assert.equal(e.id, '01890000-0000-7000-8000-000000000000');
+});
+
+test('an expected version of undefined, null, NaN or a non-integer throws before any query', async () => {
+  const client = recordingClient();
+  for (const bad of [undefined, null, NaN, 1.5, Infinity, '5', {}, [], true]) {
+    await assert.rejects(es.appendToStream(client, 's-1', bad, [{ type: 'T', data: 1 }]), TypeError, String(bad));
+  }
+  await assert.rejects(es.appendToStream(client, 's-1', 2 ** 53, [{ type: 'T', data: 1 }]), TypeError);
+  await assert.rejects(es.appendToStream(client, 's-1', -3, [{ type: 'T', data: 1 }]), RangeError);
+  await assert.rejects(es.appendToStream(client, 's-1', -3n, [{ type: 'T', data: 1 }]), RangeError);
+  assert.equal(client.queries.length, 0);
+});
+
+test('constants and accepted expected versions', async () => {
+  assert.equal(es.ANY, -2);
+  assert.equal(es.NO_STREAM, 0);
+  assert.equal(es.STREAM_EXISTS, -1);
+  const client = recordingClient();
+  for (const ok of [es.ANY, es.NO_STREAM, es.STREAM_EXISTS, 7, 2n ** 60n]) {
+    await es.appendToStream(client, 's-1', ok, [{ type: 'T', data: 1 }]);
+  }
+  assert.deepEqual(client.queries.map((q) => q.values[1]), ['-2', '0', '-1', '7', String(2n ** 60n)]);
+});
+
+test('bad events throw before any query', async () => {
+  const client = recordingClient();
+  const bad = [
+    undefined,
+    { type: 'T', data: 1 },
+    [null],
+    [[{ type: 'T', data: 1 }]],
+    [{ data: 1 }],
+    [{ type: '', data: 1 }],
+    [{ type: 'T' }],
+    [{ type: 'T', data: 1, metadata: [1] }],
+    [{ type: 'T', data: 1, metadata: 'm' }],
+    [{ type: 'T', data: 1, id: 42 }],
+  ];
+  for (const events of bad) {
+    await assert.rejects(es.appendToStream(client, 's-1', 0, events), TypeError, JSON.stringify(events));
+  }
+  await assert.rejects(es.appendToStream(client, '', 0, []), TypeError);
+  await assert.rejects(es.appendToStream(client, undefined, 0, []), TypeError);
+  assert.equal(client.queries.length, 0);
+});
+
+test('events serialize to one JSON array, never a PostgreSQL array literal', async () => {
+  const client = recordingClient();
+  const events = [
+    { type: 'A', data: [1, 2, [3, 'x']], metadata: { by: 'me' } },
+    { type: 'B', data: null, id: '01890000-0000-7000-8000-000000000000', extra: 'left out' },
+    { type: 'C', data: '{1,2}' },
+  ];
+  await es.appendToStream(client, 's-1', 0, events);
+  const param = client.queries[0].values[2];
+  assert.equal(typeof param, 'string');
+  assert.deepEqual(JSON.parse(param), [
+    { type: 'A', data: [1, 2, [3, 'x']], metadata: { by: 'me' } },
+    { type: 'B', data: null, id: '01890000-0000-7000-8000-000000000000' },
+    { type: 'C', data: '{1,2}' },
+  ]);
+  assert.equal(serializeEvents([]), '[]');
+});
+
+test('toInt8Param', () => {
+  assert.equal(toInt8Param(5, 'x'), '5');
+  assert.equal(toInt8Param(9223372036854775807n, 'x'), '9223372036854775807');
+  assert.throws(() => toInt8Param(9223372036854775808n, 'x'), RangeError);
+  assert.throws(() => toInt8Param(0.5, 'x'), TypeError);
+});
+
+test('newEventId makes strictly increasing version 7 uuids', () => {
+  const ids = [];
+  for (let i = 0; i < 20000; i++) ids.push(es.newEventId());
+  for (const id of ids) {
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  }
+  for (let i = 1; i < ids.length; i++) assert.ok(ids[i - 1] < ids[i], `${ids[i - 1]} < ${ids[i]}`);
+  assert.equal(new Set(ids).size, ids.length);
+  const ms = parseInt(ids[0].replace(/-/g, '').slice(0, 12), 16);
+  assert.ok(Math.abs(ms - Date.now()) < 60000);
+});
+
+/* A pg-like server error. */
+function pgError(code, message, detail) {
+  return Object.assign(new Error(message), { code, detail, severity: 'ERROR' });
+}
+
+test('VE001 maps to WrongExpectedVersionError with numbers from DETAIL', () => {
+  const cause = pgError('VE001', 'wrong expected version for stream "s-1"', 'Expected version 5, actual version 6.');
+  const err = es.mapError(cause, { streamId: 's-1', expected: 5 });
+  assert.ok(err instanceof es.WrongExpectedVersionError);
+  assert.ok(err instanceof es.EventStoreError);
+  assert.equal(err.code, 'VE001');
+  assert.equal(err.streamId, 's-1');
+  assert.equal(err.expected, 5);
+  assert.equal(err.actual, 6);
+  assert.equal(err.cause, cause);
+  const big = es.mapError(
+    pgError('VE001', 'm', 'Expected version -1, actual version 9007199254740993.'),
+    { streamId: 's' },
+  );
+  assert.equal(big.expected, -1);
+  assert.equal(big.actual, 9007199254740993n);
+  const any = es.mapError(pgError('VE001', 'm', 'Expected version any, actual version 3.'), { expected: -2 });
+  assert.equal(any.expected, -2);
+});
+
+test('VE002 maps to EventAlreadyStoredError; other SQLSTATEs to EventStoreError', () => {
+  const err = es.mapError(
+    pgError('VE002', 'event already stored in stream "s-1"', 'Event id 0190F0E0-0000-7000-8000-000000000001 is stored at version 12.'),
+    { streamId: 's-1' },
+  );
+  assert.ok(err instanceof es.EventAlreadyStoredError);
+  assert.equal(err.eventId, '0190f0e0-0000-7000-8000-000000000001');
+  assert.equal(err.version, 12);
+  const dup = es.mapError(pgError('23505', 'event id "0190f0e0-0000-7000-8000-000000000001" already exists in another stream'));
+  assert.equal(dup.constructor, es.EventStoreError);
+  assert.equal(dup.code, '23505');
+  assert.equal(dup.eventId, '0190f0e0-0000-7000-8000-000000000001');
+  for (const code of ['22004', '22023', '22001', '2201W', '40001', '40P01', '55P03', '57014', '25006', '42501']) {
+    const e = es.mapError(pgError(code, 'x'));
+    assert.equal(e.constructor, es.EventStoreError);
+    assert.equal(e.code, code);
+  }
+  const network = new Error('Connection terminated unexpectedly');
+  assert.equal(es.mapError(network), network);
+});
+
+test('isTransient: conflicts, serialization failures and lost connections', () => {
+  assert.ok(es.isTransient(es.mapError(pgError('VE001', 'm', 'Expected version 1, actual version 2.'))));
+  assert.ok(es.isTransient(es.mapError(pgError('40001', 'm'))));
+  assert.ok(es.isTransient(es.mapError(pgError('40P01', 'm'))));
+  assert.ok(es.isTransient(pgError('57P01', 'terminating connection')));
+  assert.ok(es.isTransient(new Error('Connection terminated unexpectedly')));
+  assert.ok(es.isTransient(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })));
+  assert.ok(!es.isTransient(es.mapError(pgError('22023', 'm'))));
+  assert.ok(!es.isTransient(es.mapError(pgError('VE002', 'm', 'Event id 0190f0e0-0000-7000-8000-000000000001 is stored at version 1.'))));
+  assert.ok(!es.isTransient(new TypeError('bug')));
+});
+
+test('backoff has full jitter within an exponential cap', () => {
+  for (let attempt = 1; attempt < 40; attempt++) {
+    const d = backoffDelay(attempt, 5, 1000);
+    assert.ok(d >= 0 && d <= Math.min(1000, 5 * 2 ** (attempt - 1)));
+  }
+});
+
+test('createStateCache keeps the most recently used streams', () => {
+  const cache = es.createStateCache({ max: 2 });
+  cache.set('a', { version: 1, state: 1 });
+  cache.set('b', { version: 1, state: 2 });
+  cache.get('a');
+  cache.set('c', { version: 1, state: 3 });
+  assert.equal(cache.size, 2);
+  assert.ok(cache.get('a'));
+  assert.equal(cache.get('b'), undefined);
+  assert.ok(cache.get('c'));
+});
