@@ -52,6 +52,55 @@ es_install_deps() {
 		"postgresql-server-dev-$PG_MAJOR=$ver" >/dev/null
 }
 
+# What the client packages' tests need besides the server: pgbouncer,
+# psycopg 3 and pytest for Python, Node.js and npm (only those missing; the
+# Valid-Until option is for Debian testing's archive, harmless elsewhere).
+es_install_test_deps() {
+	local need=()
+	command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
+	/usr/bin/python3 -c 'import psycopg' 2>/dev/null || need+=(python3-psycopg)
+	/usr/bin/python3 -m pytest --version >/dev/null 2>&1 || need+=(python3-pytest)
+	command -v node >/dev/null || need+=(nodejs)
+	command -v npm >/dev/null || need+=(npm)
+	[ ${#need[@]} -eq 0 ] && return 0
+	es_log "installing: ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get -o Acquire::Check-Valid-Until=false update -qq
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+}
+
+# Start pgbouncer in transaction mode in front of the throwaway cluster, on
+# a socket of its own; sets ES_PGBOUNCER_HOST and ES_PGBOUNCER_PORT.
+es_start_pgbouncer() {
+	local dir=$ES_TMP/pgbouncer bin
+	bin=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+	mkdir -p "$dir"
+	chown postgres: "$dir"
+	ES_PGBOUNCER_HOST=$dir
+	ES_PGBOUNCER_PORT=$((PGPORT + 7))
+	{
+		echo "[databases]"
+		echo "* = host=$ES_TMP port=$PGPORT"
+		echo
+		echo "[pgbouncer]"
+		echo "listen_addr ="
+		echo "listen_port = $ES_PGBOUNCER_PORT"
+		echo "unix_socket_dir = $dir"
+		echo "auth_type = trust"
+		echo "auth_file = $dir/users.txt"
+		echo "pool_mode = transaction"
+		echo "max_client_conn = 400"
+		echo "default_pool_size = 40"
+		echo "ignore_startup_parameters = extra_float_digits,options"
+		echo "logfile = $dir/pgbouncer.log"
+		echo "pidfile = $dir/pgbouncer.pid"
+	} >"$dir/pgbouncer.ini"
+	echo '"postgres" ""' >"$dir/users.txt"
+	chown postgres: "$dir/pgbouncer.ini" "$dir/users.txt"
+	runuser -u postgres -- "$bin" -d -q "$dir/pgbouncer.ini"
+	export ES_PGBOUNCER_HOST ES_PGBOUNCER_PORT
+}
+
 # Build with warnings as errors and install into the server's directories.
 es_build_install() {
 	es_log "building event_store for PostgreSQL $PG_MAJOR (-Wall -Wextra -Werror)"
@@ -85,6 +134,9 @@ es_start_cluster() {
 }
 
 es_stop_cluster() {
+	if [ -n "${ES_TMP:-}" ] && [ -f "$ES_TMP/pgbouncer/pgbouncer.pid" ]; then
+		kill "$(cat "$ES_TMP/pgbouncer/pgbouncer.pid")" 2>/dev/null || true
+	fi
 	if [ -n "${ES_TMP:-}" ] && [ -d "$ES_TMP/data" ]; then
 		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$ES_TMP/data" -m fast \
 			stop >/dev/null 2>&1 || true

@@ -108,7 +108,7 @@ function next(version) {
  * handlers: { initialState, evolve(state, event) -> state,
  *             decide(state, {streamId, version, attempt}) -> events[] }
  * options:  { maxAttempts = 10, baseDelayMs = 5, maxDelayMs = 1000,
- *             cache, pageSize = 500, notify, isTransient }
+ *             cache, pageSize = 500, notify, prepare, isTransient }
  *
  * Returns { version, events, attempts, alreadyDone, state }.
  */
@@ -128,6 +128,7 @@ async function handleCommand(pool, streamId, handlers, options = {}) {
   const pageSize = numberOption(options.pageSize, 'pageSize', 500, 1);
   const transient = options.isTransient || isTransient;
   const cache = options.cache;
+  const prepare = options.prepare === true;
   const initial = typeof initialState === 'function' ? initialState : () => initialState;
 
   // Every id this command has sent; ids are reused position by position.
@@ -142,7 +143,7 @@ async function handleCommand(pool, streamId, handlers, options = {}) {
       let version = known ? known.version : 0;
       let state = known ? known.state : initial();
       let doneAt;
-      for await (const event of readStream(pool, streamId, { fromVersion: next(version), pageSize })) {
+      for await (const event of readStream(pool, streamId, { fromVersion: next(version), pageSize, prepare })) {
         if (sent.has(event.id)) doneAt = event.version;
         state = evolve(state, event);
         version = event.version;
@@ -174,7 +175,7 @@ async function handleCommand(pool, streamId, handlers, options = {}) {
       });
       for (const e of events) sent.add(e.id);
 
-      const newVersion = await appendToStream(pool, streamId, version, events, { notify: options.notify });
+      const newVersion = await appendToStream(pool, streamId, version, events, { notify: options.notify, prepare });
       let v = typeof newVersion === 'bigint' ? newVersion - BigInt(events.length) : newVersion - events.length;
       const appended = events.map((e) => ({ ...e, version: (v = next(v)) }));
       return { version: newVersion, events: appended, attempts: attempt, alreadyDone: false, state };

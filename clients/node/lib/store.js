@@ -51,10 +51,13 @@ function toEvent(row) {
   };
 }
 
-/* Run a query, mapping a server error to a typed error. */
-async function run(client, text, values, context) {
+/*
+ * Run a query, mapping a server error to a typed error. With a name, the
+ * statement is prepared once per connection (pg remembers which).
+ */
+async function run(client, text, values, context, name) {
   try {
-    return await client.query({ text, values });
+    return await client.query(name ? { name, text, values } : { text, values });
   } catch (err) {
     throw mapError(err, context);
   }
@@ -120,21 +123,25 @@ function serializeEvents(events) {
  * Append events to a stream if it is at the expected version, all or
  * nothing, in one round trip. Returns the stream's new version (the current
  * version for an empty batch). options.notify sends a NOTIFY on channel
- * event_store when the append commits.
+ * event_store when the append commits. options.prepare uses a named
+ * prepared statement: a little faster on a direct connection, but not
+ * through pgbouncer in transaction mode (before 1.21).
  */
 async function appendToStream(client, streamId, expected, events, options = {}) {
   checkName(streamId, 'streamId');
   const expectedText = expectedParam(expected);
   const json = serializeEvents(events);
   const sql = options.notify ? APPEND_NOTIFY_SQL : APPEND_SQL;
-  const res = await run(client, sql, [streamId, expectedText, json], { streamId, expected });
+  const name = options.prepare ? (options.notify ? 'event_store_append_notify' : 'event_store_append') : undefined;
+  const res = await run(client, sql, [streamId, expectedText, json], { streamId, expected }, name);
   return fromInt8(res.rows[0].version);
 }
 
 /* Return a stream's current version, 0 if it has no events. */
-async function streamVersion(client, streamId) {
+async function streamVersion(client, streamId, options = {}) {
   checkName(streamId, 'streamId');
-  const res = await run(client, STREAM_VERSION_SQL, [streamId], { streamId });
+  const name = options.prepare ? 'event_store_stream_version' : undefined;
+  const res = await run(client, STREAM_VERSION_SQL, [streamId], { streamId }, name);
   return fromInt8(res.rows[0].version);
 }
 
@@ -151,11 +158,12 @@ function countOption(value, name, fallback) {
  * Read one page of a stream: up to maxCount events from fromVersion on
  * (backward: down from fromVersion, or from the last event when it is null).
  */
-async function readStreamPage(client, streamId, { fromVersion = null, maxCount = null, backward = false } = {}) {
+async function readStreamPage(client, streamId, { fromVersion = null, maxCount = null, backward = false, prepare = false } = {}) {
   checkName(streamId, 'streamId');
   const from = fromVersion === null || fromVersion === undefined ? null : toInt8Param(fromVersion, 'fromVersion', 0);
   const count = maxCount === null || maxCount === undefined ? null : toInt8Param(maxCount, 'maxCount', 0);
-  const res = await run(client, READ_STREAM_SQL, [streamId, from, count, backward === true], { streamId });
+  const name = prepare ? 'event_store_read_stream' : undefined;
+  const res = await run(client, READ_STREAM_SQL, [streamId, from, count, backward === true], { streamId }, name);
   return res.rows.map(toEvent);
 }
 
@@ -177,7 +185,9 @@ async function* readStream(client, streamId, options = {}) {
   if (from !== null) toInt8Param(from, 'fromVersion', 0);
   while (remaining > 0) {
     const want = Math.min(pageSize, remaining);
-    const page = await readStreamPage(client, streamId, { fromVersion: from, maxCount: want, backward });
+    const page = await readStreamPage(client, streamId, {
+      fromVersion: from, maxCount: want, backward, prepare: options.prepare,
+    });
     for (const event of page) yield event;
     remaining -= page.length;
     if (page.length < want) return;

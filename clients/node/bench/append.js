@@ -1,0 +1,146 @@
+'use strict';
+
+/*
+ * bench/append.js: single-event appends through bare pg against the same
+ * appends through appendToStream.
+ *
+ *   bare:     SELECT event_store.append_event($1, $2, $3, $4), a named
+ *             (prepared) statement, the expected version tracked by the writer
+ *   client:   appendToStream(client, stream, version, [{type, data}]), its
+ *             default: an unnamed statement, which works through pgbouncer
+ *   prepared: the same with {prepare: true}, a named statement
+ *
+ * Every method uses the same connections, each writing its own stream at
+ * exact expected versions. Runs are interleaved, in an order that rotates
+ * every round, so that drift in the machine's speed hits each method alike.
+ * Prints events/s per run, the medians, and how much more the client costs
+ * per append (the median of each round's ratio to bare pg).
+ *
+ * Usage: node bench/append.js [events per run] [connections] [rounds]
+ * Connection from PGHOST, PGPORT, PGUSER; a database is created and dropped.
+ * BENCH_SYNC_COMMIT=off takes the disk's flush out of each commit, so that
+ * the comparison measures the client and the protocol rather than fsync.
+ */
+
+const crypto = require('crypto');
+const pg = require('pg');
+const { appendToStream } = require('..');
+
+const N = Number(process.argv[2] || 4000);
+const CONNECTIONS = Number(process.argv[3] || 4);
+const ROUNDS = Number(process.argv[4] || 9);
+
+const base = {
+  host: process.env.PGHOST || '/var/run/postgresql',
+  port: Number(process.env.PGPORT || 5432),
+  user: process.env.PGUSER || 'postgres',
+  password: process.env.PGPASSWORD,
+};
+const session = process.env.BENCH_SYNC_COMMIT
+  ? { options: `-c synchronous_commit=${process.env.BENCH_SYNC_COMMIT}` }
+  : {};
+
+/* Run one statement in the postgres database. */
+async function admin(sql) {
+  const c = new pg.Client({ ...base, database: 'postgres' });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+/* The data of event i: a small object, as an application would append. */
+function payload(i) {
+  return { n: i, sku: `sku-${i % 100}`, quantity: (i % 7) + 1, note: 'benchmark event' };
+}
+
+const methods = {
+  async bare(client, stream, count) {
+    let version = 0;
+    for (let i = 0; i < count; i++) {
+      const res = await client.query({
+        name: 'es_bench_append',
+        text: 'SELECT event_store.append_event($1, $2, $3, $4)',
+        values: [stream, String(version), 'ItemAdded', JSON.stringify(payload(i))],
+      });
+      version = Number(res.rows[0].append_event);
+    }
+  },
+  async client(client, stream, count) {
+    let version = 0;
+    for (let i = 0; i < count; i++) {
+      version = await appendToStream(client, stream, version, [{ type: 'ItemAdded', data: payload(i) }]);
+    }
+  },
+  async prepared(client, stream, count) {
+    let version = 0;
+    for (let i = 0; i < count; i++) {
+      version = await appendToStream(client, stream, version, [{ type: 'ItemAdded', data: payload(i) }], {
+        prepare: true,
+      });
+    }
+  },
+};
+const NAMES = Object.keys(methods);
+
+/* One run: N events over the connections; returns events per second. */
+async function runOnce(clients, method, round) {
+  const per = Math.floor(N / clients.length);
+  const t0 = process.hrtime.bigint();
+  await Promise.all(clients.map((c, k) => methods[method](c, `bench-${method}${round}x${k}`, per)));
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  return (per * clients.length) / seconds;
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+async function main() {
+  const database = `es_bench_${crypto.randomBytes(4).toString('hex')}`;
+  await admin(`CREATE DATABASE ${database}`);
+  const clients = [];
+  try {
+    for (let i = 0; i < CONNECTIONS; i++) {
+      const c = new pg.Client({ ...base, ...session, database });
+      await c.connect();
+      clients.push(c);
+    }
+    await clients[0].query('CREATE EXTENSION event_store');
+    const sync = (await clients[0].query('SHOW synchronous_commit')).rows[0].synchronous_commit;
+    console.log(`${N} single-event appends per run, ${CONNECTIONS} connections, ${ROUNDS} rounds, ` +
+      `synchronous_commit ${sync}`);
+    // Warm up every path (connections, plans, the library's code).
+    for (const m of NAMES) await runOnce(clients, m, 'w');
+    const results = Object.fromEntries(NAMES.map((m) => [m, []]));
+    for (let r = 0; r < ROUNDS; r++) {
+      const line = [];
+      for (let k = 0; k < NAMES.length; k++) {
+        const m = NAMES[(k + r) % NAMES.length];
+        const rate = await runOnce(clients, m, r);
+        results[m].push(rate);
+        line.push(`${m} ${rate.toFixed(0)}`);
+      }
+      console.log(`round ${r + 1}: ${line.join(', ')} events/s`);
+    }
+    console.log(`bare pg (named statement):  ${median(results.bare).toFixed(0)} events/s (median)`);
+    for (const m of ['client', 'prepared']) {
+      const ratio = median(results[m].map((x, r) => x / results.bare[r]));
+      const label = m === 'client' ? 'appendToStream:           ' : 'appendToStream, prepare:  ';
+      console.log(`${label}${median(results[m]).toFixed(0)} events/s (median); ratio to bare ` +
+        `${ratio.toFixed(3)}, costs ${((1 / ratio - 1) * 100).toFixed(1)}% more per append`);
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.end()));
+    await admin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
