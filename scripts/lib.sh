@@ -53,20 +53,29 @@ es_install_deps() {
 }
 
 # What the client packages' tests need besides the server: pgbouncer,
-# psycopg 3 and pytest for Python, Node.js and npm (only those missing; the
-# Valid-Until option is for Debian testing's archive, harmless elsewhere).
+# psycopg 3 and pytest for Python, Node.js, and npm unless the Node client's
+# dependencies are installed already (only what is missing; the Valid-Until
+# option is for Debian testing's archive, harmless elsewhere).  Then the
+# Node client's dependencies, from its package-lock.json.
 es_install_test_deps() {
-	local need=()
+	local need=() node_dir=$ES_ROOT/clients/node
 	command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || need+=(pgbouncer)
 	/usr/bin/python3 -c 'import psycopg' 2>/dev/null || need+=(python3-psycopg)
 	/usr/bin/python3 -m pytest --version >/dev/null 2>&1 || need+=(python3-pytest)
 	command -v node >/dev/null || need+=(nodejs)
-	command -v npm >/dev/null || need+=(npm)
-	[ ${#need[@]} -eq 0 ] && return 0
-	es_log "installing: ${need[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get -o Acquire::Check-Valid-Until=false update -qq
-	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	if [ ! -d "$node_dir/node_modules/pg" ] && ! command -v npm >/dev/null; then
+		need+=(npm)
+	fi
+	if [ ${#need[@]} -gt 0 ]; then
+		es_log "installing: ${need[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get -o Acquire::Check-Valid-Until=false update -qq
+		apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	fi
+	if [ ! -d "$node_dir/node_modules/pg" ]; then
+		es_log "installing the Node client's dependencies (npm ci)"
+		(cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	fi
 }
 
 # Start pgbouncer in transaction mode in front of the throwaway cluster, on

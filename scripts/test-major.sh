@@ -9,9 +9,11 @@
 # (dump and restore, upgrade, hot standby, logical replication, short runs
 # of the read_all stress, conflict stress and crash tests, and, when
 # ES_UPGRADE_FROM names an older major whose server is installed here,
-# pg_upgrade from it), prints regression.diffs of any suite that fails, and
-# ends with the line "PostgreSQL <major>: N passed, N failed".  It exits
-# non-zero on any failure.
+# pg_upgrade from it), then the Node and Python clients' tests, directly and
+# through pgbouncer in transaction mode; prints regression.diffs of any
+# suite that fails, and ends with the line
+# "PostgreSQL <major>: N passed, N failed".  It exits non-zero on any
+# failure.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 es_setup -c wal_level=logical
@@ -59,6 +61,40 @@ run_script() {
 	failed=$((failed + bad))
 }
 
+# Run the Node client's tests (node's test runner, TAP) and the Python
+# client's (pytest); count their results.  $1 names the connection path.
+run_clients() {
+	local how=$1 out rc ok bad
+	es_log "running the Node client's tests on PostgreSQL $PG_MAJOR ($how)"
+	rc=0
+	out=$(cd "$ES_ROOT/clients/node" && node --test test/*.test.js 2>&1) || rc=$?
+	echo "$out"
+	# Top-level results only; subtests are indented.  pytest -rA ends with
+	# one "PASSED tests/..." or "FAILED tests/..." line per test.
+	ok=$(grep -cE '^ok [0-9]+ ' <<<"$out" || true)
+	bad=$(grep -cE '^not ok [0-9]+ ' <<<"$out" || true)
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		echo "not ok - node client ($how): the test runner failed"
+		bad=1
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+
+	es_log "running the Python client's tests on PostgreSQL $PG_MAJOR ($how)"
+	rc=0
+	out=$(cd "$ES_ROOT/clients/python" &&
+		/usr/bin/python3 -m pytest -q -rA -p no:cacheprovider tests 2>&1) || rc=$?
+	echo "$out"
+	ok=$(grep -cE '^PASSED tests/' <<<"$out" || true)
+	bad=$(grep -cE '^(FAILED|ERROR) tests/' <<<"$out" || true)
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		echo "not ok - python client ($how): pytest failed"
+		bad=1
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+}
+
 run_suite regression test/results_regress ISOLATION=
 run_suite isolation test/results_isolation REGRESS=
 run_script dump_restore test/dump_restore.sh
@@ -71,6 +107,12 @@ ES_CRASH_ROUNDS=${ES_CRASH_ROUNDS:-3} run_script crash_safety test/crash_safety.
 if [ -n "${ES_UPGRADE_FROM:-}" ]; then
 	run_script pg_upgrade test/pg_upgrade.sh
 fi
+
+es_install_test_deps
+run_clients direct
+es_start_pgbouncer
+ES_PGBOUNCER_HOST=$ES_PGBOUNCER_HOST ES_PGBOUNCER_PORT=$ES_PGBOUNCER_PORT \
+	run_clients "through pgbouncer, transaction mode"
 
 echo
 echo "PostgreSQL $PG_MAJOR: $passed passed, $failed failed"

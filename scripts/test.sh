@@ -6,8 +6,9 @@
 # releases that carry them (scripts/chroot.sh), made on the first run and
 # reused after.  For each major, scripts/test-major.sh builds the extension
 # with -Wall -Wextra -Werror, starts a throwaway cluster and runs the
-# regression and isolation suites and the cluster-level tests; each major
-# after the first also tests pg_upgrade from the major before it (15 to 17,
+# regression and isolation suites, the cluster-level tests and the Node and
+# Python clients' tests (directly and through pgbouncer); each major after
+# the first also tests pg_upgrade from the major before it (15 to 17,
 # 17 to 18).  Every line of a major's output is prefixed with it, failures
 # print their diffs, and the run ends with the plain line
 # "N passed, N failed".  Exits non-zero on any failure.
@@ -45,6 +46,10 @@ run_major() {
 	summary+=("$line ($(($(date +%s) - start)) s)")
 	rm -f "$log"
 }
+
+# The client packages' test dependencies on this machine; the Node client's
+# modules installed here are copied into the chroots with the source.
+es_install_test_deps
 
 for major in $majors; do
 	if [ "$major" = "$host_major" ]; then

@@ -6,6 +6,8 @@
  *
  *   bare:     SELECT event_store.append_event($1, $2, $3, $4), a named
  *             (prepared) statement, the expected version tracked by the writer
+ *   same:     the statement appendToStream sends, sent with bare pg
+ *             (unnamed; the event as a one-element JSON array)
  *   client:   appendToStream(client, stream, version, [{type, data}]), its
  *             default: an unnamed statement, which works through pgbouncer
  *   prepared: the same with {prepare: true}, a named statement
@@ -68,6 +70,18 @@ const methods = {
       version = Number(res.rows[0].append_event);
     }
   },
+  // The statement appendToStream sends, written by hand: unnamed, the
+  // events as one JSON array.
+  async same(client, stream, count) {
+    let version = 0;
+    for (let i = 0; i < count; i++) {
+      const res = await client.query({
+        text: 'SELECT event_store.append_events($1, $2, $3::jsonb) AS version',
+        values: [stream, String(version), JSON.stringify([{ type: 'ItemAdded', data: payload(i) }])],
+      });
+      version = Number(res.rows[0].version);
+    }
+  },
   async client(client, stream, count) {
     let version = 0;
     for (let i = 0; i < count; i++) {
@@ -128,12 +142,21 @@ async function main() {
       console.log(`round ${r + 1}: ${line.join(', ')} events/s`);
     }
     console.log(`bare pg (named statement):  ${median(results.bare).toFixed(0)} events/s (median)`);
-    for (const m of ['client', 'prepared']) {
+    const labels = {
+      same: 'bare pg, the same SQL:     ',
+      client: 'appendToStream:           ',
+      prepared: 'appendToStream, prepare:  ',
+    };
+    for (const m of ['same', 'client', 'prepared']) {
       const ratio = median(results[m].map((x, r) => x / results.bare[r]));
-      const label = m === 'client' ? 'appendToStream:           ' : 'appendToStream, prepare:  ';
-      console.log(`${label}${median(results[m]).toFixed(0)} events/s (median); ratio to bare ` +
+      console.log(`${labels[m]}${median(results[m]).toFixed(0)} events/s (median); ratio to bare ` +
         `${ratio.toFixed(3)}, costs ${((1 / ratio - 1) * 100).toFixed(1)}% more per append`);
     }
+    // The client's own cost: appendToStream against the very statement it
+    // sends, written by hand with bare pg.
+    const own = median(results.client.map((x, r) => x / results.same[r]));
+    console.log(`appendToStream against the same SQL through bare pg: ratio ${own.toFixed(3)}, ` +
+      `costs ${((1 / own - 1) * 100).toFixed(1)}% more per append`);
   } finally {
     await Promise.all(clients.map((c) => c.end()));
     await admin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);

@@ -60,6 +60,11 @@ test('a category runner with LISTEN is woken at once, and a failed batch is roll
   await pool.query('CREATE TABLE seen_b (global_position bigint PRIMARY KEY)');
   const errors = [];
   let failOnce = true;
+  // Appended before the runner starts, so that its first read finds them
+  // (appended after, they could land just after that read, and the runner
+  // would sleep for its minute-long poll interval).
+  await es.appendToStream(pool, 'wasp-1', es.ANY, [{ type: 'T', data: 0 }]);
+  await es.appendToStream(pool, 'bee-1', es.ANY, [{ type: 'T', data: 1 }]);
   const handle = es.subscribe(pool, {
     subscriber: 'runner-b',
     category: 'bee',
@@ -81,8 +86,6 @@ test('a category runner with LISTEN is woken at once, and a failed batch is roll
     },
   });
   try {
-    await es.appendToStream(pool, 'wasp-1', es.ANY, [{ type: 'T', data: 0 }]);
-    await es.appendToStream(pool, 'bee-1', es.ANY, [{ type: 'T', data: 1 }]);
     // The first batch fails (its insert rolls back) and is retried.
     await waitFor(async () => (await es.getCheckpoint(pool, 'runner-b')) > 0, { what: 'first batch', timeoutMs: 10000 });
     assert.equal(errors.length, 1);
