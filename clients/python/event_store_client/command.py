@@ -19,7 +19,7 @@ import uuid
 from collections import OrderedDict
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, List, Sequence, Set, Tuple, TypeVar, Union
+from typing import Any, Callable, ContextManager, List, Sequence, Set, Tuple, TypeVar, Union
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -234,7 +234,7 @@ def handle_command(
             source.close()
 
 
-def _attempt_scope(conn: psycopg.Connection):
+def _attempt_scope(conn: psycopg.Connection) -> ContextManager[Any]:
     """No transaction of ours on an idle autocommit connection (each
     statement commits itself); otherwise ``conn.transaction()``."""
     if conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import uuid
 from contextlib import contextmanager
-from typing import Dict, Iterator, Optional, Type
+from typing import Any, Dict, Iterator, Optional, Type
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -46,7 +46,7 @@ __all__ = [
 class EventStoreError(psycopg.DatabaseError):
     """Base class of every error the event store reports."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._source: Optional[psycopg.Error] = None
         self._stream_id: Optional[str] = None

@@ -212,7 +212,9 @@ def read_stream(
     return _read_stream_pages(conn, stream_id, from_version, backward, page_size, limit)
 
 
-def _read_stream_pages(conn, stream_id, position, backward, page_size, limit):
+def _read_stream_pages(conn: psycopg.Connection, stream_id: str, position: Optional[int],
+                       backward: bool, page_size: int,
+                       limit: Optional[int]) -> Iterator[RecordedEvent]:
     remaining = limit
     while remaining is None or remaining > 0:
         count = page_size if remaining is None else min(page_size, remaining)

@@ -206,7 +206,7 @@ class Subscription:
         """Sleep until the timeout, a notification or stop()."""
         if listener is not None and not listener.is_open:
             listener.open()
-        fds = [self._wake_r]
+        fds: List[Any] = [self._wake_r]
         if listener is not None and listener.is_open:
             fds.append(listener.fileno())
         ready, _, _ = select.select(fds, [], [], timeout)
