@@ -7,10 +7,17 @@
  * Every function takes a `client`: anything with pg's query(config) method,
  * so a pg.Client, a pg.PoolClient or a pg.Pool. Queries use unnamed
  * statements, which work through pgbouncer in transaction mode.
+ *
+ * Through a pg.Pool each query checks a connection out and back in itself,
+ * rather than through pool.query(): pool.query() hands the connection back
+ * with the query's error, and the pool then closes it, so every conflict
+ * (VE001) would cost a new connection.
  */
 
+const pg = require('pg');
 const { fromInt8, toInt8Param, describe } = require('./numbers');
 const { mapError } = require('./errors');
+const { normalizeUuid } = require('./uuid');
 
 /* Expected version: append without a check. */
 const ANY = -2;
@@ -52,21 +59,84 @@ function toEvent(row) {
 }
 
 /*
+ * Whether a query target is a pool (pg.Pool, or pg-pool's Pool from another
+ * copy of pg) rather than one connection.
+ */
+function isPool(client) {
+  return client instanceof pg.Pool || (
+    client !== null && typeof client === 'object' &&
+    typeof client.connect === 'function' && typeof client.release !== 'function' &&
+    typeof client.totalCount === 'number' && typeof client.idleCount === 'number');
+}
+
+/*
+ * Whether a connection is still usable after a query failed with this error:
+ * an ERROR from the server ends the statement (and, in autocommit, its
+ * transaction) but not the session. FATAL and PANIC end the session, and an
+ * error without a SQLSTATE means the connection failed.
+ */
+function connectionSurvives(err) {
+  return err != null && typeof err.code === 'string' && /^[0-9A-Z]{5}$/.test(err.code) &&
+    err.severity === 'ERROR';
+}
+
+/*
+ * Run one query on a connection checked out of a pool. It goes back to the
+ * pool after a server ERROR, and is closed only when the connection failed.
+ */
+async function queryOnPool(pool, config) {
+  const client = await pool.connect();
+  // The pool listens for errors only on idle connections; without a
+  // listener, a connection lost now would be an uncaught 'error' event.
+  let lost = null;
+  const onError = (err) => {
+    lost = err;
+  };
+  client.on('error', onError);
+  let failure = null;
+  try {
+    return await client.query(config);
+  } catch (err) {
+    failure = err;
+    throw err;
+  } finally {
+    client.removeListener('error', onError);
+    const broken = lost || (failure && !connectionSurvives(failure) ? failure : null);
+    client.release(broken || undefined);
+  }
+}
+
+/*
  * Run a query, mapping a server error to a typed error. With a name, the
  * statement is prepared once per connection (pg remembers which).
  */
 async function run(client, text, values, context, name) {
+  const config = name ? { name, text, values } : { text, values };
   try {
-    return await client.query(name ? { name, text, values } : { text, values });
+    return await (isPool(client) ? queryOnPool(client, config) : client.query(config));
   } catch (err) {
     throw mapError(err, context);
   }
 }
 
-/* Check a stream id (or category, or subscriber) argument. */
+// A lone surrogate (one not part of a pair). pg sends strings as UTF-8,
+// where it becomes U+FFFD, so two different strings would name one stream.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/* Whether a string is well-formed UTF-16 (has no lone surrogate). */
+function isWellFormed(value) {
+  return typeof String.prototype.isWellFormed === 'function'
+    ? value.isWellFormed()
+    : !LONE_SURROGATE.test(value);
+}
+
+/* Check a non-empty, well-formed string argument: a stream id, event type, category or subscriber. */
 function checkName(value, name) {
   if (typeof value !== 'string' || value === '') {
     throw new TypeError(`${name} must be a non-empty string, got ${describe(value)}`);
+  }
+  if (!isWellFormed(value)) {
+    throw new TypeError(`${name} must be well-formed UTF-16: it has a lone surrogate, which cannot be sent as UTF-8`);
   }
 }
 
@@ -83,7 +153,9 @@ function expectedParam(expected) {
 
 /*
  * Check a batch and serialize it to the JSON array append_events takes.
- * Only type, data, metadata and id are sent; other keys are left out.
+ * Only type, data, metadata and id are sent; other keys are left out. Ids
+ * are sent in the canonical lower-case form the store returns them in, so
+ * that the client can compare them with ids it reads back.
  */
 function serializeEvents(events) {
   if (!Array.isArray(events)) {
@@ -95,9 +167,7 @@ function serializeEvents(events) {
     if (e === null || typeof e !== 'object' || Array.isArray(e)) {
       throw new TypeError(`events[${i}] must be an object, got ${describe(e)}`);
     }
-    if (typeof e.type !== 'string' || e.type === '') {
-      throw new TypeError(`events[${i}].type must be a non-empty string, got ${describe(e.type)}`);
-    }
+    checkName(e.type, `events[${i}].type`);
     if (e.data === undefined) {
       throw new TypeError(`events[${i}].data is missing (use null for an event without data)`);
     }
@@ -109,10 +179,11 @@ function serializeEvents(events) {
       o.metadata = e.metadata;
     }
     if (e.id !== undefined && e.id !== null) {
-      if (typeof e.id !== 'string') {
-        throw new TypeError(`events[${i}].id must be a uuid string, got ${describe(e.id)}`);
+      const id = normalizeUuid(e.id);
+      if (id === undefined) {
+        throw new TypeError(`events[${i}].id must be a uuid, got ${describe(e.id)}`);
       }
-      o.id = e.id;
+      o.id = id;
     }
     out[i] = o;
   }
@@ -263,6 +334,9 @@ module.exports = {
   EVENT_COLUMNS,
   toEvent,
   run,
+  isPool,
+  connectionSurvives,
+  isWellFormed,
   checkName,
   groupParams,
   serializeEvents,

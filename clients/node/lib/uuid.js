@@ -81,4 +81,23 @@ function isUuid(value) {
   return typeof value === 'string' && UUID_RE.test(value);
 }
 
-module.exports = { newEventId, isUuid };
+// The input forms PostgreSQL's uuid type accepts: 32 hex digits in any
+// case, a hyphen allowed after any group of four, the whole optionally in
+// braces.
+const UUID_INPUT_RE = /^(?:[0-9a-f]{4}-?){7}[0-9a-f]{4}$/i;
+
+/*
+ * Return a uuid in the canonical lower-case hyphenated form the store
+ * returns ids in, or undefined when the value is not a uuid.
+ */
+function normalizeUuid(value) {
+  if (typeof value !== 'string') return undefined;
+  const inner = value.length > 0 && value[0] === '{' && value[value.length - 1] === '}'
+    ? value.slice(1, -1)
+    : value;
+  if (!UUID_INPUT_RE.test(inner)) return undefined;
+  const hex = inner.replace(/-/g, '').toLowerCase();
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+module.exports = { newEventId, isUuid, normalizeUuid };

@@ -130,10 +130,10 @@ test('idempotent repeat with client ids, VE002 and 23505 mapping', async () => {
 });
 
 test('server-side input errors map by SQLSTATE', async () => {
-  const bad = await es.appendToStream(pool, 's-bad', es.ANY, [{ type: 'T', data: 1, id: 'not-a-uuid' }])
+  const bad = await es.appendToStream(pool, 's-bad', es.ANY, [{ type: 'T'.repeat(256), data: 1 }])
     .then(() => null, (e) => e);
   assert.ok(bad instanceof es.EventStoreError);
-  assert.equal(bad.code, '22023');
+  assert.equal(bad.code, '22001');
   const long = await es.appendToStream(pool, 'x'.repeat(1001), es.ANY, [{ type: 'T', data: 1 }])
     .then(() => null, (e) => e);
   assert.equal(long.code, '22001');
@@ -252,4 +252,78 @@ test('a pg.Client works as well as a pool', async () => {
   } finally {
     await client.end();
   }
+});
+
+/* A pool that counts the connections it opens. */
+function countingConnects(p) {
+  const counter = { connects: 0 };
+  p.on('connect', () => counter.connects++);
+  return counter;
+}
+
+test('conflicts through a pool keep the pooled connections: no reconnect per conflict', async () => {
+  const p = db.pool({ max: 4 });
+  const counter = countingConnects(p);
+  const s = 'pool-conflicts';
+  await es.appendToStream(p, s, es.NO_STREAM, [{ type: 'T', data: 0 }]);
+  // Open every connection the pool may hold, then count from there.
+  await Promise.all(Array.from({ length: 4 }, () => es.streamVersion(p, s)));
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    const c = await p.connect();
+    c.release();
+  }));
+  const before = counter.connects;
+  let conflicts = 0;
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    for (let i = 0; i < 25; i++) {
+      const err = await es.appendToStream(p, s, es.NO_STREAM, [{ type: 'T', data: 1 }]).then(() => null, (e) => e);
+      assert.ok(err instanceof es.WrongExpectedVersionError, String(err));
+      conflicts++;
+    }
+  }));
+  // A conflict through handleCommand too, and other server errors.
+  const r = await es.handleCommand(p, s, {
+    initialState: 0,
+    evolve: (n) => n + 1,
+    decide: async (n, { attempt }) => {
+      if (attempt === 1) await es.appendToStream(p, s, es.ANY, [{ type: 'T', data: 2 }]);
+      return [{ type: 'T', data: n }];
+    },
+  }, { baseDelayMs: 1 });
+  assert.equal(r.attempts, 2);
+  const long = await es.appendToStream(p, 'x'.repeat(1001), es.ANY, [{ type: 'T', data: 1 }]).then(() => null, (e) => e);
+  assert.equal(long.code, '22001');
+  assert.equal(conflicts, 100);
+  assert.ok(counter.connects - before <= 4, `${counter.connects - before} connections opened for ${conflicts + 2} errors`);
+  assert.ok(p.totalCount <= 4);
+});
+
+test('a pooled connection the server ends during a call is dropped, and the next call reconnects', async (t) => {
+  // Direct: through pgbouncer the server side of a connection is not the client's own.
+  const name = `es_node_terminated_${process.pid}`;
+  const p = new pg.Pool({ ...db.directConfig, max: 1, application_name: name });
+  p.on('error', () => {});
+  t.after(() => p.end());
+  const counter = countingConnects(p);
+  const s = 'pool-terminated';
+  assert.equal(await es.appendToStream(p, s, es.NO_STREAM, [{ type: 'T', data: 1 }]), 1);
+  assert.equal(counter.connects, 1);
+  // Hold the stream's lock, so that the next append waits on the server.
+  const holder = new pg.Client(db.directConfig);
+  await holder.connect();
+  t.after(() => holder.end());
+  await holder.query('BEGIN');
+  await holder.query("SELECT event_store.append_events($1, -2, '[]')", [s]);
+  const pending = es.appendToStream(p, s, 1, [{ type: 'T', data: 2 }]).then(() => null, (e) => e);
+  await waitFor(async () => (await pool.query(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+    [name])).rows[0].n === 1, { what: 'the append to wait for the lock' });
+  await pool.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [name]);
+  const err = await pending;
+  assert.ok(err instanceof Error, 'the call on the ended connection fails');
+  assert.ok(es.isTransient(err), String(err));
+  assert.equal(p.totalCount, 0, 'the ended connection left the pool');
+  await holder.query('ROLLBACK');
+  assert.equal(await es.appendToStream(p, s, 1, [{ type: 'T', data: 2 }]), 2);
+  assert.equal(counter.connects, 2);
 });

@@ -86,6 +86,9 @@ test('bad events throw before any query', async () => {
     [{ type: 'T', data: 1, metadata: [1] }],
     [{ type: 'T', data: 1, metadata: 'm' }],
     [{ type: 'T', data: 1, id: 42 }],
+    [{ type: 'T', data: 1, id: 'not-a-uuid' }],
+    [{ type: 'T', data: 1, id: '01890000-0000-7000-8000-00000000000' }],
+    [{ type: 'T', data: 1, id: '{01890000-0000-7000-8000-000000000000' }],
   ];
   for (const events of bad) {
     await assert.rejects(es.appendToStream(client, 's-1', 0, events), TypeError, JSON.stringify(events));
@@ -111,6 +114,43 @@ test('events serialize to one JSON array, never a PostgreSQL array literal', asy
     { type: 'C', data: '{1,2}' },
   ]);
   assert.equal(serializeEvents([]), '[]');
+});
+
+test('event ids are checked as uuids and sent in lower-case canonical form', async () => {
+  const client = recordingClient();
+  const canonical = '0190f0e0-0000-7000-8000-00000000000a';
+  const forms = [
+    canonical.toUpperCase(),
+    `{${canonical}}`,
+    canonical.replace(/-/g, ''),
+    '0190-f0e0-0000-7000-8000-0000-0000-000A',
+  ];
+  await es.appendToStream(client, 's-1', 0, forms.map((id) => ({ type: 'T', data: 1, id })));
+  const sent = JSON.parse(client.queries[0].values[2]).map((e) => e.id);
+  assert.deepEqual(sent, forms.map(() => canonical));
+});
+
+test('strings with a lone surrogate are refused before any query', async () => {
+  const client = recordingClient();
+  const pool = { connect: () => new Promise(() => {}) };
+  // U+FFFD is what a lone surrogate turns into on the wire.
+  for (const bad of ['a\uD800', 'a\uDC00b', '\uDBFF', 'x\uDC00\uD800y']) {
+    await assert.rejects(es.appendToStream(client, bad, 0, []), TypeError, 'stream id');
+    await assert.rejects(es.appendToStream(client, 's-1', 0, [{ type: bad, data: 1 }]), TypeError, 'event type');
+    await assert.rejects(es.readStreamPage(client, bad), TypeError, 'readStreamPage');
+    await assert.rejects(es.streamVersion(client, bad), TypeError, 'streamVersion');
+    await assert.rejects(es.readCategory(client, bad), TypeError, 'readCategory');
+    await assert.rejects(es.getCheckpoint(client, bad), TypeError, 'getCheckpoint');
+    await assert.rejects(es.saveCheckpoint(client, bad, 1), TypeError, 'saveCheckpoint');
+    await assert.rejects(
+      es.handleCommand(client, bad, { initialState: 0, evolve: (s) => s, decide: () => [] }), TypeError, 'handleCommand');
+    assert.throws(() => es.subscribe(pool, { subscriber: bad, handler: () => {} }), TypeError, 'subscriber');
+    assert.throws(() => es.subscribe(pool, { subscriber: 'p', category: bad, handler: () => {} }), TypeError, 'category');
+  }
+  assert.equal(client.queries.length, 0);
+  // A well-formed pair is a character like any other.
+  await es.appendToStream(client, 's-\uD83D\uDE00', 0, [{ type: 'T\uD83D\uDE00', data: 1 }]);
+  assert.equal(client.queries.length, 1);
 });
 
 test('toInt8Param', () => {
