@@ -5,33 +5,52 @@
  * extension.
  */
 
-const store = require('./lib/store');
-const errors = require('./lib/errors');
-const command = require('./lib/command');
+// Named bindings, exported in shorthand below, so that Node's ESM loader
+// finds every name (import { appendToStream } from 'event-store-client').
+const {
+  ANY,
+  NO_STREAM,
+  STREAM_EXISTS,
+  appendToStream,
+  readStream,
+  readStreamPage,
+  streamVersion,
+  readAll,
+  readCategory,
+  getCheckpoint,
+  saveCheckpoint,
+} = require('./lib/store');
+const {
+  EventStoreError,
+  WrongExpectedVersionError,
+  EventAlreadyStoredError,
+  mapError,
+} = require('./lib/errors');
+const { handleCommand, createStateCache, isTransient } = require('./lib/command');
 const { subscribe } = require('./lib/subscribe');
 const { newEventId } = require('./lib/uuid');
 const { fromInt8 } = require('./lib/numbers');
 
 module.exports = {
-  ANY: store.ANY,
-  NO_STREAM: store.NO_STREAM,
-  STREAM_EXISTS: store.STREAM_EXISTS,
-  appendToStream: store.appendToStream,
-  readStream: store.readStream,
-  readStreamPage: store.readStreamPage,
-  streamVersion: store.streamVersion,
-  readAll: store.readAll,
-  readCategory: store.readCategory,
-  getCheckpoint: store.getCheckpoint,
-  saveCheckpoint: store.saveCheckpoint,
-  handleCommand: command.handleCommand,
-  createStateCache: command.createStateCache,
-  isTransient: command.isTransient,
+  ANY,
+  NO_STREAM,
+  STREAM_EXISTS,
+  appendToStream,
+  readStream,
+  readStreamPage,
+  streamVersion,
+  readAll,
+  readCategory,
+  getCheckpoint,
+  saveCheckpoint,
+  handleCommand,
+  createStateCache,
+  isTransient,
   subscribe,
   newEventId,
   fromInt8,
-  EventStoreError: errors.EventStoreError,
-  WrongExpectedVersionError: errors.WrongExpectedVersionError,
-  EventAlreadyStoredError: errors.EventAlreadyStoredError,
-  mapError: errors.mapError,
+  EventStoreError,
+  WrongExpectedVersionError,
+  EventAlreadyStoredError,
+  mapError,
 };

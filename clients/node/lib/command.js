@@ -18,7 +18,7 @@ const {
   EventAlreadyStoredError,
   hasSqlState,
 } = require('./errors');
-const { newEventId } = require('./uuid');
+const { newEventId, normalizeUuid } = require('./uuid');
 const { describe } = require('./numbers');
 
 const RETRYABLE_SQLSTATES = new Set(['VE001', '40001', '40P01']);
@@ -42,6 +42,17 @@ function isTransient(err) {
     return false;
   }
   return err instanceof Error;
+}
+
+/*
+ * What the application's initialState, evolve or decide throws: its answer
+ * (a refused command, a bug), not a failure of the store. It ends the
+ * command at once, whatever isTransient says of it.
+ */
+class ApplicationError {
+  constructor(error) {
+    this.error = error;
+  }
 }
 
 /* A delay with full jitter: uniform in [0, min(max, base * 2^(attempt - 1))]. */
@@ -110,7 +121,8 @@ function next(version) {
  * options:  { maxAttempts = 10, baseDelayMs = 5, maxDelayMs = 1000,
  *             cache, pageSize = 500, notify, prepare, isTransient }
  *
- * Returns { version, events, attempts, alreadyDone, state }.
+ * Returns { version, events, attempts, alreadyDone, state }. What
+ * initialState, evolve or decide throw ends the command at once.
  */
 async function handleCommand(pool, streamId, handlers, options = {}) {
   if (pool === null || typeof pool !== 'object' || typeof pool.query !== 'function') {
@@ -141,11 +153,20 @@ async function handleCommand(pool, streamId, handlers, options = {}) {
     try {
       // Load: fold the events after the last known version.
       let version = known ? known.version : 0;
-      let state = known ? known.state : initial();
+      let state;
+      try {
+        state = known ? known.state : initial();
+      } catch (err) {
+        throw new ApplicationError(err);
+      }
       let doneAt;
       for await (const event of readStream(pool, streamId, { fromVersion: next(version), pageSize, prepare })) {
         if (sent.has(event.id)) doneAt = event.version;
-        state = evolve(state, event);
+        try {
+          state = evolve(state, event);
+        } catch (err) {
+          throw new ApplicationError(err);
+        }
         version = event.version;
       }
       known = { version, state };
@@ -155,7 +176,12 @@ async function handleCommand(pool, streamId, handlers, options = {}) {
         return { version: doneAt, events: [], attempts: attempt, alreadyDone: true, state };
       }
 
-      const decided = await decide(state, { streamId, version, attempt });
+      let decided;
+      try {
+        decided = await decide(state, { streamId, version, attempt });
+      } catch (err) {
+        throw new ApplicationError(err);
+      }
       if (decided !== undefined && decided !== null && !Array.isArray(decided)) {
         throw new TypeError(`decide must return an array of events, got ${describe(decided)}`);
       }
@@ -170,6 +196,11 @@ async function handleCommand(pool, streamId, handlers, options = {}) {
         if (id === undefined || id === null) {
           if (ids[i] === undefined) ids[i] = newEventId();
           id = ids[i];
+        } else {
+          // In the lower-case form the store returns, so that the ids read
+          // back, and the one a VE002 names, are recognised as this
+          // command's. (Not a uuid: appendToStream refuses it.)
+          id = normalizeUuid(id) || id;
         }
         return { type: e.type, data: e.data, metadata: e.metadata, id };
       });
@@ -180,6 +211,11 @@ async function handleCommand(pool, streamId, handlers, options = {}) {
       const appended = events.map((e) => ({ ...e, version: (v = next(v)) }));
       return { version: newVersion, events: appended, attempts: attempt, alreadyDone: false, state };
     } catch (err) {
+      if (err instanceof ApplicationError) {
+        const { error } = err;
+        if (error && typeof error === 'object') error.attempts = attempt;
+        throw error;
+      }
       if (err instanceof EventAlreadyStoredError && sent.has(err.eventId)) {
         // The command was carried out by an earlier attempt.
         const version = await lastOwnVersion(pool, streamId, err, sent);

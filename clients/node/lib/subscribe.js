@@ -55,6 +55,10 @@ function subscribe(pool, options = {}) {
   const { subscriber, category, consumerGroup, handler, listen, onError } = options;
   checkName(subscriber, 'subscriber');
   if (category !== undefined && category !== null) checkName(category, 'category');
+  if ((consumerGroup !== undefined && consumerGroup !== null) && (category === undefined || category === null)) {
+    // read_all has no consumer groups: every member would apply every event.
+    throw new TypeError('consumerGroup needs a category');
+  }
   if (typeof handler !== 'function') throw new TypeError('handler must be a function');
   if (onError !== undefined && typeof onError !== 'function') {
     throw new TypeError('onError must be a function');

@@ -248,3 +248,86 @@ test('createStateCache keeps the most recently used streams', () => {
   assert.equal(cache.get('b'), undefined);
   assert.ok(cache.get('c'));
 });
+
+test('every export is a named export for ESM importers too', async () => {
+  const { pathToFileURL } = require('url');
+  const ns = await import(pathToFileURL(require.resolve('..')).href);
+  for (const name of Object.keys(es)) assert.equal(ns[name], es[name], name);
+  assert.equal(ns.default, es);
+});
+
+test('subscribe refuses a consumerGroup without a category, before connecting', () => {
+  let connects = 0;
+  const pool = { connect: () => { connects++; return new Promise(() => {}); } };
+  assert.throws(
+    () => es.subscribe(pool, { subscriber: 'p', consumerGroup: { member: 0, size: 2 }, handler: () => {} }),
+    { name: 'TypeError', message: 'consumerGroup needs a category' },
+  );
+  assert.equal(connects, 0);
+});
+
+test('handleCommand: what initialState, evolve or decide throw ends the command at once', async () => {
+  const row = {
+    global_position: '1', stream_id: 's-1', version: '1', event_id: '01890000-0000-7000-8000-000000000000',
+    event_type: 'T', data: 1, metadata: null, created_at: new Date(0),
+  };
+  const client = { query: async () => ({ rows: [row] }) };
+  const refused = new Error('out of stock');
+  const cases = {
+    initialState: { initialState: () => { throw refused; }, evolve: (s) => s, decide: () => [] },
+    evolve: { initialState: 0, evolve: () => { throw refused; }, decide: () => [] },
+    decide: { initialState: 0, evolve: (s) => s, decide: () => { throw refused; } },
+    'async decide': { initialState: 0, evolve: (s) => s, decide: async () => { throw refused; } },
+  };
+  for (const [name, handlers] of Object.entries(cases)) {
+    let calls = 0;
+    const counted = { ...handlers, decide: (...a) => (calls++, handlers.decide(...a)) };
+    delete refused.attempts;
+    await assert.rejects(es.handleCommand(client, 's-1', counted, { baseDelayMs: 1 }), refused, name);
+    assert.equal(refused.attempts, 1, name);
+    assert.ok(calls <= 1, `${name}: decide called ${calls} times`);
+  }
+});
+
+test('handleCommand recognises its own ids in any case: lost acknowledgement, VE002', async () => {
+  // A command whose event id is fixed, in upper case; the store returns ids
+  // in lower case. A fake store: one stream, appends of one event.
+  const ID = '0190F0E0-0000-7000-8000-0000000000AA';
+  function store(events, { loseFirstAnswer }) {
+    return {
+      async query(config) {
+        if (config.text.includes('append_events')) {
+          const [e] = JSON.parse(config.values[2]);
+          const id = (e.id || `0190f0e0-0000-7000-8000-${String(events.length + 1).padStart(12, '0')}`).toLowerCase();
+          const at = events.find((x) => x.event_id === id);
+          if (at) throw pgError('VE002', 'event already stored in stream "s-1"', `Event id ${id} is stored at version ${at.version}.`);
+          events.push({
+            global_position: String(events.length + 1), stream_id: 's-1', version: String(events.length + 1),
+            event_id: id, event_type: e.type, data: e.data, metadata: null, created_at: new Date(0),
+          });
+          if (loseFirstAnswer) {
+            loseFirstAnswer = false;
+            throw new Error('Connection terminated unexpectedly');
+          }
+          return { rows: [{ version: String(events.length) }] };
+        }
+        // read_stream($1, from_version $2, max_count $3, backward $4)
+        const from = Number(config.values[1] || 1);
+        return { rows: events.filter((x) => Number(x.version) >= from).slice(0, Number(config.values[2] || Infinity)) };
+      },
+    };
+  }
+  const command = { initialState: 0, evolve: (s) => s + 1, decide: () => [{ type: 'T', data: 1, id: ID }] };
+
+  // The first append commits and its answer is lost: the retry's reload
+  // finds the id.
+  const lost = await es.handleCommand(store([], { loseFirstAnswer: true }), 's-1', command, { baseDelayMs: 1 });
+  assert.deepEqual([lost.alreadyDone, lost.version, lost.attempts], [true, 1, 2]);
+
+  // Delivered again after the stream moved on: the append meets VE002.
+  const events = [];
+  await es.handleCommand(store(events, {}), 's-1', command);
+  await es.appendToStream(store(events, {}), 's-1', 1, [{ type: 'T', data: 2 }]);
+  const again = await es.handleCommand(store(events, {}), 's-1', command);
+  assert.deepEqual([again.alreadyDone, again.version, again.attempts], [true, 1, 1]);
+});

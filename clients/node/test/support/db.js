@@ -71,6 +71,10 @@ async function createTestDatabase(prefix = 'es_node') {
       return p;
     },
     async drop() {
+      // pool.end() resolves before its connections have closed; DROP
+      // DATABASE WITH (FORCE) can terminate one still closing, and the pool
+      // would re-emit that error with no listener (an uncaught exception).
+      for (const p of pools) p.on('error', () => {});
       await Promise.all(pools.map((p) => p.end().catch(() => {})));
       await direct('postgres', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     },

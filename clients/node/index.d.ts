@@ -1,0 +1,585 @@
+/*
+ * TypeScript declarations for event-store-client (index.js and lib/), the
+ * Node.js client of the event_store PostgreSQL extension.
+ *
+ * They describe the JavaScript as it behaves; nothing here exists at run
+ * time. The pg package's types are imported as types only: a TypeScript
+ * project that compiles against these declarations installs @types/pg
+ * itself (it is not a dependency of this package).
+ */
+
+import type { ClientConfig, Pool, PoolClient, QueryConfig } from 'pg';
+
+// ---------------------------------------------------------------------------
+// Numbers
+
+/**
+ * A PostgreSQL bigint as the client returns it: a number while it is a safe
+ * integer, a BigInt beyond Number.MAX_SAFE_INTEGER (2^53 - 1). Arguments of
+ * this type take a safe integer number or a BigInt; any other number (a
+ * fraction, NaN, 2^53) is a TypeError before any query.
+ */
+export type Int8 = number | bigint;
+
+/** A stream version: 1 for a stream's first event, 0 for a stream with no events. */
+export type Version = Int8;
+
+/** A global position in the store's log (events are numbered across all streams). */
+export type Position = Int8;
+
+/**
+ * An expected version: NO_STREAM (0), STREAM_EXISTS (-1), ANY (-2) or an
+ * exact version N > 0. Below -2 is a RangeError; undefined or null is a
+ * TypeError (there is no default).
+ */
+export type ExpectedVersion = Int8;
+
+/** Expected version: append without a check. */
+export const ANY: -2;
+/** Expected version: the stream must not exist yet (have no events). */
+export const NO_STREAM: 0;
+/** Expected version: the stream must exist (have at least one event). */
+export const STREAM_EXISTS: -1;
+
+/**
+ * Convert an int8 value as pg returns it (a string) to a number while it is
+ * a safe integer, else to a BigInt. A number or BigInt comes back as a
+ * number when it is safe; null and undefined come back as they are.
+ */
+export function fromInt8(value: string | number | bigint): Int8;
+export function fromInt8(value: null): null;
+export function fromInt8(value: undefined): undefined;
+export function fromInt8(value: string | number | bigint | null | undefined): Int8 | null | undefined;
+
+// ---------------------------------------------------------------------------
+// Clients and events
+
+/**
+ * What every function except subscribe() runs its queries on: anything with
+ * pg's query(config) method, such as a pg.Pool, a pg.PoolClient or a
+ * pg.Client. Each function sends one statement per round trip
+ * ({text, values}, or {name, text, values} with `prepare: true`) and reads
+ * only `rows` from the result. From a pg.Pool it checks a connection out
+ * for each statement (pool.connect(), then release), so that a server
+ * error does not cost the pool its connection.
+ */
+export interface Queryable {
+  query(config: QueryConfig): Promise<{ rows: any[] }>;
+}
+
+/** Event metadata: a JSON object. */
+export type Metadata = { [key: string]: unknown };
+
+/**
+ * The part of an event the application chooses: its type and its data.
+ * Declare an application's events as a union of these, discriminated by
+ * `type`, for instance
+ * `{ type: 'Incremented'; data: { count: number } } | { type: 'Reset'; data: null }`.
+ * Types passed for events read back are not checked at run time: they are
+ * the application's statement of what its streams hold.
+ */
+export interface EventBody {
+  /** A non-empty string of at most 255 bytes (no lone surrogate). */
+  type: string;
+  /** Any JSON value; null for an event without data (the key is required). */
+  data: unknown;
+}
+
+/**
+ * An event to append. Only `type`, `data`, `metadata` and `id` are sent;
+ * other keys are left out.
+ */
+export type NewEvent<E extends EventBody = EventBody> = E & {
+  /** A JSON object; null or absent for none. */
+  metadata?: Metadata | null;
+  /**
+   * A uuid, in any form PostgreSQL's uuid type accepts (sent in lower-case
+   * hyphenated form). Absent: the server assigns a version 7 uuid. Give one
+   * (newEventId()) so that a retry after a lost acknowledgement is
+   * recognised as a repeat.
+   */
+  id?: string | null;
+};
+
+/** An event read from the store. */
+export type RecordedEvent<E extends EventBody = EventBody> = E & {
+  globalPosition: Position;
+  streamId: string;
+  version: Version;
+  /** The event id, a lower-case uuid string. */
+  id: string;
+  metadata: Metadata | null;
+  /**
+   * When the appending transaction started. A Date with pg's default type
+   * parsers.
+   */
+  createdAt: Date;
+};
+
+// ---------------------------------------------------------------------------
+// Appends and stream reads
+
+export interface AppendOptions {
+  /**
+   * Send a NOTIFY on channel event_store (empty payload) when the append
+   * commits, whatever the event_store.notify setting.
+   */
+  notify?: boolean;
+  /**
+   * Use a named prepared statement: a little faster on a direct connection;
+   * not for pgbouncer in transaction mode.
+   */
+  prepare?: boolean;
+}
+
+/**
+ * Append events to a stream if it is at the expected version, all or
+ * nothing, in one round trip. Resolves to the stream's new version (for an
+ * empty batch, the current version, after the check). A repeat of a call
+ * whose events (by id) are stored resolves to the first call's version.
+ *
+ * Rejects with a TypeError or RangeError for bad arguments (before any
+ * query), WrongExpectedVersionError (VE001), EventAlreadyStoredError
+ * (VE002), an EventStoreError for any other SQLSTATE, or pg's own error when
+ * none was received (a lost connection: the outcome is unknown).
+ */
+export function appendToStream<E extends EventBody = EventBody>(
+  client: Queryable,
+  streamId: string,
+  expected: ExpectedVersion,
+  events: ReadonlyArray<NewEvent<E>>,
+  options?: AppendOptions,
+): Promise<Version>;
+
+export interface StreamVersionOptions {
+  /** Use a named prepared statement (direct connections only). */
+  prepare?: boolean;
+}
+
+/** A stream's current version; 0 if it has no events. */
+export function streamVersion(
+  client: Queryable,
+  streamId: string,
+  options?: StreamVersionOptions,
+): Promise<Version>;
+
+export interface ReadStreamPageOptions {
+  /**
+   * Forward: the first version to read (default 1). Backward: the highest
+   * version to read (default the last event). At least 0.
+   */
+  fromVersion?: Version | null;
+  /** At most this many events (default: all); 0 reads none. */
+  maxCount?: Int8 | null;
+  /** Read in descending order of version. */
+  backward?: boolean;
+  /** Use a named prepared statement (direct connections only). */
+  prepare?: boolean;
+}
+
+/** Read one page of a stream in one query. An unknown stream gives []. */
+export function readStreamPage<E extends EventBody = EventBody>(
+  client: Queryable,
+  streamId: string,
+  options?: ReadStreamPageOptions,
+): Promise<Array<RecordedEvent<E>>>;
+
+export interface ReadStreamOptions extends ReadStreamPageOptions {
+  /** Events per query, a positive integer (default 500). */
+  pageSize?: number | null;
+}
+
+/**
+ * Read a stream as an async iterator, `pageSize` events per query, forward
+ * or backward, at most `maxCount` events in all. Arguments are checked when
+ * iteration starts, not when readStream is called.
+ */
+export function readStream<E extends EventBody = EventBody>(
+  client: Queryable,
+  streamId: string,
+  options?: ReadStreamOptions,
+): AsyncGenerator<RecordedEvent<E>, void, unknown>;
+
+// ---------------------------------------------------------------------------
+// The global log and checkpoints
+
+export interface ReadAllOptions {
+  /** Read the events after this position (default 0: from the start). */
+  after?: Position;
+  /** At most this many events (default 1000). */
+  maxCount?: Int8;
+}
+
+/**
+ * Read one page of the global log: the events after `after`, ascending by
+ * global position, never skipping an event that may still commit. Continue
+ * from the last event's globalPosition; an empty page means nothing more yet.
+ */
+export function readAll<E extends EventBody = EventBody>(
+  client: Queryable,
+  options?: ReadAllOptions,
+): Promise<Array<RecordedEvent<E>>>;
+
+/**
+ * One member's share of a category: each stream belongs to exactly one
+ * member (a stable hash of its id modulo `size`).
+ */
+export interface ConsumerGroup {
+  /** An integer in 0..size-1. */
+  member: number;
+  /** A positive integer. */
+  size: number;
+}
+
+export interface ReadCategoryOptions extends ReadAllOptions {
+  consumerGroup?: ConsumerGroup | null;
+}
+
+/**
+ * Read one page of a category (stream ids up to their first '-'), with the
+ * same guarantee as readAll, optionally one consumer-group member's share.
+ */
+export function readCategory<E extends EventBody = EventBody>(
+  client: Queryable,
+  category: string,
+  options?: ReadCategoryOptions,
+): Promise<Array<RecordedEvent<E>>>;
+
+/** A subscriber's checkpoint; 0 if it has none. */
+export function getCheckpoint(client: Queryable, subscriber: string): Promise<Position>;
+
+export interface SaveCheckpointOptions {
+  /** Let the checkpoint move backwards (default false: it never does). */
+  allowBackwards?: boolean;
+}
+
+/** Save a subscriber's checkpoint; resolves to the checkpoint as stored. */
+export function saveCheckpoint(
+  client: Queryable,
+  subscriber: string,
+  position: Position,
+  options?: SaveCheckpointOptions,
+): Promise<Position>;
+
+// ---------------------------------------------------------------------------
+// The command loop
+
+/** What decide() is told besides the state. */
+export interface DecideContext {
+  streamId: string;
+  /** The stream version the state was loaded at; the append expects it. */
+  version: Version;
+  /** The attempt, from 1. */
+  attempt: number;
+}
+
+/** How a command loads a stream's state and decides on it. */
+export interface CommandHandlers<State, E extends EventBody = EventBody> {
+  /**
+   * The state of a stream with no events, or a function returning a fresh
+   * one (called for each load that starts from nothing).
+   */
+  initialState: State | (() => State);
+  /**
+   * Fold one event into the state; synchronous. With a cache, return a new
+   * state rather than changing the one given: cached states are shared.
+   */
+  evolve: (state: State, event: RecordedEvent<E>) => State;
+  /**
+   * Decide the events to append on this state: an array (empty, null or
+   * undefined for none), or a promise of one. Events without an id get one
+   * that is kept, position by position, across the command's attempts.
+   */
+  decide: (
+    state: State,
+    context: DecideContext,
+  ) =>
+    | ReadonlyArray<NewEvent<NotInferred<E>>>
+    | null
+    | undefined
+    | PromiseLike<ReadonlyArray<NewEvent<NotInferred<E>>> | null | undefined>;
+}
+
+/**
+ * E, without being a place to infer E from: handleCommand takes the event
+ * type from evolve (or from its type arguments), so that a decide() that
+ * returns [] does not make it `never`.
+ */
+type NotInferred<E> = [E][E extends any ? 0 : never];
+
+/** A loaded state and the stream version it reflects. */
+export interface CacheEntry<State> {
+  version: Version;
+  state: State;
+}
+
+/** What handleCommand needs of a cache: createStateCache() or your own. */
+export interface StateCacheLike<State> {
+  get(streamId: string): CacheEntry<State> | undefined;
+  set(streamId: string, entry: CacheEntry<State>): void;
+}
+
+/** An in-memory cache of stream states that drops the least recently used stream. */
+export interface StateCache<State = any> extends StateCacheLike<State> {
+  delete(streamId: string): boolean;
+  clear(): void;
+  readonly size: number;
+}
+
+export interface StateCacheOptions {
+  /** The number of streams kept, a positive integer (default 1000). */
+  max?: number;
+}
+
+/**
+ * A cache of stream states for handleCommand, keyed by stream id. Use one
+ * cache per kind of stream (per evolve function).
+ */
+export function createStateCache<State = any>(options?: StateCacheOptions): StateCache<State>;
+
+export interface HandleCommandOptions<State = any> {
+  /** Attempts in all, at least 1 (default 10). */
+  maxAttempts?: number;
+  /** Backoff base in ms (default 5): attempt n waits a random time up to min(maxDelayMs, baseDelayMs * 2^(n-1)). */
+  baseDelayMs?: number;
+  /** Backoff cap in ms (default 1000). */
+  maxDelayMs?: number;
+  /** Events per query when loading the stream (default 500). */
+  pageSize?: number;
+  /** Load from the cached state and version, and store each state loaded. */
+  cache?: StateCacheLike<State>;
+  /** Passed to appendToStream: NOTIFY on channel event_store when the append commits. */
+  notify?: boolean;
+  /** Use named prepared statements for the reads and the append (direct connections only). */
+  prepare?: boolean;
+  /**
+   * Which errors of the store to retry (default: the exported isTransient).
+   * What initialState, evolve or decide throws is never retried.
+   */
+  isTransient?: (err: unknown) => boolean;
+}
+
+/** An event handleCommand appended, with its id and version. */
+export type AppendedEvent<E extends EventBody = EventBody> = E & {
+  id: string;
+  version: Version;
+  metadata?: Metadata | null;
+};
+
+export interface CommandResult<State, E extends EventBody = EventBody> {
+  /**
+   * The stream's version after the append; when nothing was decided, the
+   * version loaded; when alreadyDone, the version of the command's last
+   * event as stored by the earlier attempt or command.
+   */
+  version: Version;
+  /** The events appended, at consecutive versions; [] when none were (also when alreadyDone). */
+  events: Array<AppendedEvent<E>>;
+  /** The attempt that finished the command, from 1. */
+  attempts: number;
+  /**
+   * True when the command's events were stored before: an earlier attempt
+   * committed but its acknowledgement was lost, or the ids decide() gave
+   * are already in the stream (VE002). Nothing was written twice.
+   */
+  alreadyDone: boolean;
+  /**
+   * The state as the last attempt loaded it, the one decide() saw: the
+   * appended events are not folded into it.
+   */
+  state: State;
+}
+
+/**
+ * Run a command against one stream: load the state (from the cache if
+ * given), decide, append expecting the version loaded; on a transient error
+ * (see isTransient) wait with jittered backoff and do it all again, up to
+ * maxAttempts. A version conflict is therefore decided again on the new
+ * state. What initialState, evolve or decide throws ends the command at
+ * once (throwing from decide refuses it). The error that ends the command
+ * is thrown with `attempts` set on it.
+ */
+export function handleCommand<State, E extends EventBody = EventBody>(
+  client: Queryable,
+  streamId: string,
+  handlers: CommandHandlers<State, E>,
+  options?: HandleCommandOptions<State>,
+): Promise<CommandResult<State, E>>;
+
+/**
+ * Whether a failed attempt may be tried again: a WrongExpectedVersionError,
+ * SQLSTATE 40001 or 40P01, a lost connection (SQLSTATE class 08, 57P01 to
+ * 57P03), or an Error without a SQLSTATE (the outcome is unknown), except a
+ * TypeError, RangeError, SyntaxError or ReferenceError. Anything else is
+ * not: other SQLSTATEs (VE002, 22023, 57014, ...) and values that are not
+ * Errors.
+ */
+export function isTransient(err: unknown): boolean;
+
+/**
+ * A new version 7 uuid (time-ordered), as a lower-case string. The ids one
+ * process makes are strictly increasing.
+ */
+export function newEventId(): string;
+
+// ---------------------------------------------------------------------------
+// Projections
+
+export interface SubscribeOptions<E extends EventBody = EventBody> {
+  /** The checkpoint's name, and the key of the lock that keeps two runners of it apart. */
+  subscriber: string;
+  /**
+   * Apply a batch to the read model on `client`, inside the batch's
+   * transaction. Do not commit, roll back or release it. Throwing (or
+   * rejecting) rolls the batch back with the checkpoint.
+   */
+  handler: (client: PoolClient, events: Array<RecordedEvent<E>>) => unknown;
+  /** Follow one category instead of the whole log. */
+  category?: string | null;
+  /** Only with a category (a TypeError otherwise): read only this member's share of it. */
+  consumerGroup?: ConsumerGroup | null;
+  /** Events per batch, a positive integer (default 500). */
+  batchSize?: number;
+  /** How long to wait after a short batch, in ms (default 1000). */
+  pollIntervalMs?: number;
+  /**
+   * The wait after a failed batch (doubling per failure in a row, up to 64
+   * times, at most 60 s) and before reconnecting the LISTEN connection, in
+   * ms (default 1000).
+   */
+  retryDelayMs?: number;
+  /**
+   * A direct connection (a connection string, or pg.Client settings) to
+   * LISTEN on channel event_store, which wakes the runner early. Not
+   * through pgbouncer in transaction mode.
+   */
+  listen?: string | ClientConfig;
+  /**
+   * Called with each failed batch's error (the runner then retries) and
+   * each failure to open the LISTEN connection. Without it, a failed batch
+   * ends the runner and `done` rejects.
+   */
+  onError?: (err: unknown) => void;
+}
+
+/** A running projection. */
+export interface Subscription {
+  /** The last checkpoint this runner committed; undefined until its first batch commits. */
+  readonly position: Position | undefined;
+  /**
+   * Finish the batch in progress and stop. Resolves when the runner has
+   * stopped, also if it failed.
+   */
+  stop(): Promise<void>;
+  /** Settles when the runner ends: resolves after stop(), rejects if it failed. */
+  readonly done: Promise<void>;
+}
+
+/**
+ * Start a projection runner that applies the global log (or one category)
+ * to a read model exactly once. Each batch is one transaction on one
+ * connection from the pool: lock the subscriber, read after its checkpoint,
+ * handler(client, events), save the checkpoint, commit.
+ */
+export function subscribe<E extends EventBody = EventBody>(
+  pool: Pool,
+  options: SubscribeOptions<E>,
+): Subscription;
+
+// ---------------------------------------------------------------------------
+// Errors
+
+export interface EventStoreErrorOptions {
+  code?: string;
+  streamId?: string;
+  cause?: unknown;
+  detail?: string;
+  hint?: string;
+}
+
+/**
+ * The base class of every error the store reports: a server error with a
+ * SQLSTATE. The pg error is kept as `cause`.
+ */
+export class EventStoreError extends Error {
+  constructor(message: string, options?: EventStoreErrorOptions);
+  name: string;
+  /** The SQLSTATE, such as '22023' or '40001'. */
+  code: string | undefined;
+  /** The stream of the call that failed, when it had one. */
+  streamId?: string;
+  /** The server's DETAIL. */
+  detail?: string;
+  /** The server's HINT. */
+  hint?: string;
+  /** The pg error this was mapped from. */
+  cause?: unknown;
+  /** For 23505 (an event id already stored in another stream): that id. */
+  eventId?: string;
+  /**
+   * Set by handleCommand on the error it throws: the attempts made. (It
+   * sets it on whatever error ends the loop, not only on these classes.)
+   */
+  attempts?: number;
+}
+
+export interface WrongExpectedVersionErrorOptions {
+  streamId?: string;
+  expected?: Version;
+  actual?: Version;
+  cause?: unknown;
+  detail?: string;
+  hint?: string;
+}
+
+/** VE001: the stream was not at the expected version; nothing was written. */
+export class WrongExpectedVersionError extends EventStoreError {
+  constructor(message: string, options?: WrongExpectedVersionErrorOptions);
+  name: 'WrongExpectedVersionError';
+  code: 'VE001';
+  /** The expected version of the call (from the DETAIL, or the call's own). */
+  expected: Version | undefined;
+  /** The stream's version at the time (from the DETAIL; undefined if it could not be parsed). */
+  actual: Version | undefined;
+}
+
+export interface EventAlreadyStoredErrorOptions {
+  streamId?: string;
+  eventId?: string;
+  version?: Version;
+  cause?: unknown;
+  detail?: string;
+  hint?: string;
+}
+
+/**
+ * VE002: an event id of the call is already stored in this stream, but not
+ * as a repeat of this call: the command was carried out before.
+ */
+export class EventAlreadyStoredError extends EventStoreError {
+  constructor(message: string, options?: EventAlreadyStoredErrorOptions);
+  name: 'EventAlreadyStoredError';
+  code: 'VE002';
+  /** The first stored id, lower case (undefined if the DETAIL could not be parsed). */
+  eventId: string | undefined;
+  /** The version it is stored at (undefined if the DETAIL could not be parsed). */
+  version: Version | undefined;
+}
+
+/** What a call knows when it maps an error. */
+export interface ErrorContext {
+  streamId?: string;
+  /** Used for `expected` when a VE001 DETAIL says "any". */
+  expected?: Version;
+}
+
+/**
+ * Map a pg error to a typed error: VE001 to WrongExpectedVersionError, VE002
+ * to EventAlreadyStoredError, any other server error with a SQLSTATE to
+ * EventStoreError. Anything else (no SQLSTATE: a lost connection, a
+ * client-side timeout) is returned unchanged.
+ */
+export function mapError<T>(err: T, context?: ErrorContext): T | EventStoreError;
+
+// Only what is marked `export` above is part of the package's types.
+export {};
