@@ -18,6 +18,7 @@ from .errors import (
     StatementCanceled,
     TransientError,
     WrongExpectedVersion,
+    is_transient,
     translate,
 )
 from .events import Event, RecordedEvent, new_event_id
@@ -62,6 +63,7 @@ __all__ = [
     "append_to_stream",
     "checkpoint",
     "handle_command",
+    "is_transient",
     "new_event_id",
     "read_all",
     "read_category",

@@ -6,7 +6,10 @@ A source is one of:
 - a pool (anything with a ``connection()`` context manager, such as
   ``psycopg_pool.ConnectionPool``): one connection per use;
 - a callable returning a new ``psycopg.Connection``: one connection kept and
-  reused, replaced when it breaks, closed by :meth:`Source.close`.
+  reused, replaced when it breaks, closed by :meth:`Source.close`;
+- a conninfo string: as a callable that connects to it in autocommit, with
+  server-side prepared statements off (``prepare_threshold=None``), so that
+  the same string also works through a pooler in transaction mode.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ class Source:
     """Hands out connections for one attempt or batch at a time."""
 
     def __init__(self, target: Any) -> None:
-        if isinstance(target, psycopg.Connection):
+        if isinstance(target, str):
+            conninfo = target
+            self._kind = "factory"
+            target = lambda: _connect(conninfo)  # noqa: E731
+        elif isinstance(target, psycopg.Connection):
             self._kind = "connection"
         elif callable(getattr(target, "connection", None)):
             self._kind = "pool"
@@ -30,7 +37,7 @@ class Source:
         else:
             raise TypeError(
                 "expected a psycopg.Connection, a pool with a connection() method, "
-                "or a callable that returns a new connection"
+                "a callable that returns a new connection, or a conninfo string"
             )
         self._target = target
         self._kept: Optional[psycopg.Connection] = None
@@ -77,6 +84,14 @@ class Source:
                 kept.close()
             except psycopg.Error:
                 pass
+
+
+def _connect(conninfo: str) -> psycopg.Connection:
+    # Autocommit: the command loop's reads and appends commit on their own,
+    # and a projection batch opens its own transaction. No prepared
+    # statements: a named one lives on one server connection, which a
+    # pooler in transaction mode may not give the next transaction.
+    return psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)
 
 
 def as_source(target: Any) -> Source:

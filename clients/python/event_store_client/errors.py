@@ -40,6 +40,7 @@ __all__ = [
     "StatementCanceled",
     "ReadOnly",
     "PermissionDenied",
+    "is_transient",
     "translate",
 ]
 
@@ -130,7 +131,11 @@ class InvalidInput(EventStoreError, pg_errors.DataError):
 
 
 class TransientError(EventStoreError, pg_errors.OperationalError):
-    """A failure that the same call may not meet again: retry it."""
+    """A failure that the same call may not meet again: retry it.
+
+    Not every ``psycopg.OperationalError`` is transient: see
+    :func:`is_transient`.
+    """
 
 
 class SerializationConflict(TransientError, pg_errors.SerializationFailure):
@@ -146,9 +151,13 @@ class LockTimeout(TransientError, pg_errors.LockNotAvailable):
     """A lock wait was ended by ``lock_timeout`` (SQLSTATE ``55P03``)."""
 
 
-class StatementCanceled(TransientError, pg_errors.QueryCanceled):
+class StatementCanceled(EventStoreError, pg_errors.QueryCanceled):
     """A cancel or ``statement_timeout`` stopped the call; nothing of an
-    append was stored (SQLSTATE ``57014``)."""
+    append was stored (SQLSTATE ``57014``).
+
+    Not a :class:`TransientError`: a cancel is a request to stop, and a
+    statement that ran out of time would run out of time again.
+    """
 
 
 class ReadOnly(EventStoreError, pg_errors.ReadOnlySqlTransaction):
@@ -183,6 +192,33 @@ _STORED_DETAIL = re.compile(
 )
 _STREAM_IN_MESSAGE = re.compile(r'stream "(.*)"$', re.DOTALL)
 _ID_IN_MESSAGE = re.compile(r'event id "([0-9a-fA-F-]{32,36})"')
+
+
+# SQLSTATEs of failures that a new attempt may not meet: a serialization
+# failure, a deadlock, a lock wait ended by lock_timeout, and the server
+# ending the session (57P01 admin_shutdown, 57P02 crash_shutdown,
+# 57P03 cannot_connect_now). Class 08 (connection exceptions) is added in
+# is_transient.
+_TRANSIENT_SQLSTATES = frozenset(("40001", "40P01", "55P03", "57P01", "57P02", "57P03"))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an error is worth retrying as it is: the same call may succeed.
+
+    True for ``40001``, ``40P01``, ``55P03``, SQLSTATE class ``08``,
+    ``57P01`` to ``57P03``, and a ``psycopg.OperationalError`` with no
+    SQLSTATE (the server never answered: a lost connection, whose outcome
+    is unknown, or a failed connect). False for everything else, among
+    them ``57014`` (a cancel is a request to stop), ``55000`` (an object
+    in the wrong state), ``53xxx`` (resources exhausted) and ``VE001`` (a
+    conflict: decide again on the new state rather than repeat the call).
+    """
+    if not isinstance(exc, psycopg.Error):
+        return False
+    sqlstate = exc.sqlstate
+    if sqlstate is None:
+        return isinstance(exc, psycopg.OperationalError)
+    return sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith("08")
 
 
 def translate(exc: psycopg.Error, stream_id: Optional[str] = None) -> psycopg.Error:

@@ -4,7 +4,8 @@ Each batch is one transaction, on a connection from the source (a pooler in
 transaction mode is fine)::
 
     BEGIN;
-    SELECT pg_advisory_xact_lock(hashtextextended(<name>, 0));
+    SELECT pg_try_advisory_xact_lock(hashtextextended(<name>, 0));
+    -- if not granted: COMMIT, and look again after the poll interval
     SELECT ... FROM event_store.read_all(event_store.checkpoint(<name>), <batch>);
     -- handler(conn, events) updates the read model
     SELECT event_store.save_checkpoint(<name>, <last position>);
@@ -14,7 +15,10 @@ A crash or an error anywhere rolls all of it back, so every event is applied
 exactly once; the lock keeps two runners of the same subscriber from
 applying the same batch. The lock is taken in a statement of its own and
 the checkpoint read in the next one, so under ``READ COMMITTED`` the read
-sees what the previous holder of the lock committed.
+sees what the previous holder of the lock committed. The lock is only
+tried: while another session holds it (another runner applying a batch),
+the runner ends its transaction and waits as when idle, so that it never
+sits in a lock wait that :meth:`Subscription.stop` cannot end.
 
 When idle the runner polls; with ``listen`` it also waits for
 ``NOTIFY event_store`` on a dedicated connection of its own, which must be a
@@ -38,7 +42,7 @@ from psycopg.rows import args_row
 
 from ._connections import as_source
 from .command import Backoff
-from .errors import translated
+from .errors import is_transient, translated
 from .events import RecordedEvent
 from .store import _COLUMNS, _require_int, _require_stream_id, save_checkpoint
 
@@ -48,7 +52,7 @@ log = logging.getLogger("event_store_client")
 
 Handler = Callable[[psycopg.Connection, List[RecordedEvent]], Any]
 
-_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s::text, 0))"
+_LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended(%s::text, 0))"
 _READ_ALL = (
     f"SELECT {_COLUMNS} FROM event_store.read_all("
     "event_store.checkpoint(%s::text), %s::bigint)"
@@ -63,17 +67,24 @@ class Subscription:
     """A projection runner for one subscriber (one checkpoint).
 
     ``source``: where batches get their connection (a ``psycopg.Connection``
-    outside any transaction, a pool, or a callable returning a new
-    connection). ``name``: the subscriber, whose checkpoint and lock are
-    used; give each consumer-group member its own. ``handler(conn, events)``
-    applies a batch inside the batch's transaction and must not commit.
+    outside any transaction, a pool, a callable returning a new connection,
+    or a conninfo string, connected to in autocommit with server-side
+    prepared statements off). ``name``: the subscriber, whose checkpoint
+    and lock are used; give each consumer-group member its own.
+    ``handler(conn, events)`` applies a batch inside the batch's
+    transaction and must not commit.
     ``category`` and ``consumer_group=(member, size)`` narrow the log read.
     ``listen``: a conninfo string or a callable returning a direct
     connection, for ``LISTEN event_store``; None to poll only.
 
-    An ``OperationalError`` (connection lost, deadlock, serialization
-    failure) rolls the batch back and is retried after a backoff; any other
-    error from the handler stops the runner and is raised by :meth:`run`.
+    A transient error (see :func:`is_transient`: a lost connection,
+    ``40001``, ``40P01``, ``55P03``, class ``08``, ``57P01`` to ``57P03``),
+    from the runner's statements or the handler, rolls the batch back and
+    is retried after ``backoff(n)`` seconds, ``n`` counting the failures in
+    a row. Any other error (``55000``, ``53xxx``, a ``57014`` cancel, an
+    exception of the handler) rolls the batch back and stops the runner:
+    :meth:`run` raises it, and a runner started with :meth:`start` keeps it
+    in ``error``.
     """
 
     def __init__(
@@ -130,12 +141,16 @@ class Subscription:
     # One batch.
 
     def run_once(self) -> int:
-        """Apply one batch in one transaction; return how many events."""
+        """Apply one batch in one transaction; return how many events (0
+        also when another session holds the subscriber's lock)."""
         with self._source.connection() as conn:
             self._check_connection(conn)
             with conn.transaction():
                 with translated():
-                    conn.execute(_LOCK, (self.name,))
+                    row = conn.execute(_LOCK, (self.name,)).fetchone()
+                    if row is None or not row[0]:
+                        log.debug("subscriber %r: another session holds its lock", self.name)
+                        return 0
                     events = self._read(conn)
                 if events:
                     self._handler(conn, events)
@@ -177,7 +192,8 @@ class Subscription:
     # The loop.
 
     def run(self) -> None:
-        """Apply batches until :meth:`stop` is called."""
+        """Apply batches until :meth:`stop` is called; raise an error that
+        is not transient."""
         listener = _Listener(self._listen) if self._listen is not None else None
         failures = 0
         try:
@@ -187,7 +203,9 @@ class Subscription:
                 try:
                     self.catch_up()
                     failures = 0
-                except psycopg.OperationalError as exc:
+                except psycopg.Error as exc:
+                    if not is_transient(exc):
+                        raise
                     failures += 1
                     delay = self._backoff(failures)
                     log.warning("subscriber %r: batch failed (%s: %s); retrying in %.2fs",

@@ -157,7 +157,7 @@ def test_server_errors_are_translated(conn, stream):
     assert error.diag.message_primary == original.diag.message_primary
 
 
-def test_lock_and_statement_timeouts_are_transient_errors(db, stream):
+def test_a_lock_timeout_is_transient_and_a_statement_timeout_is_not(db, stream):
     sid = stream()
     with db.connect() as holder, db.connect() as waiter:
         with holder.transaction():
@@ -172,6 +172,8 @@ def test_lock_and_statement_timeouts_are_transient_errors(db, stream):
             with pytest.raises(es.StatementCanceled) as caught:
                 es.append_to_stream(waiter, sid, es.ANY, [es.Event("B", 2)])
             assert isinstance(caught.value, psycopg.errors.QueryCanceled)
+            assert not isinstance(caught.value, es.TransientError)
+            assert not es.is_transient(caught.value)
             waiter.execute("SET statement_timeout = 0")
     with db.connect() as conn:
         assert es.stream_version(conn, sid) == 1

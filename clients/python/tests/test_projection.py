@@ -273,3 +273,105 @@ def test_batch_refuses_a_connection_inside_a_transaction(db):
         with pytest.raises(psycopg.ProgrammingError):
             runner.run_once()
         runner.close()
+
+
+def test_a_lock_held_elsewhere_does_not_stall_the_runner(db, stream):
+    """Another session holds the subscriber's lock (another runner in the
+    middle of a batch): the runner waits as when idle, and stop() ends it
+    promptly. Once the lock is free, the batch is applied."""
+    category = f"held{random.getrandbits(32):x}"
+    name = f"held-{category}"
+    with db.connect() as conn:
+        es.append_to_stream(conn, stream(category), es.NO_STREAM, [es.Event("A", 1)])
+    seen = []
+    runner = es.Subscription(db.connect, name, lambda c, ev: seen.extend(ev), category=category,
+                             poll_interval=0.05)
+    with db.connect(autocommit=False) as holder:
+        try:
+            holder.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
+            runner.start()
+            time.sleep(0.5)
+            assert seen == []
+            began = time.monotonic()
+            runner.stop()
+            runner.join(5)
+            assert not runner._thread.is_alive(), "stop() did not end a runner kept off its lock"
+            assert time.monotonic() - began < 2
+        finally:
+            holder.rollback()
+    runner.close()
+    assert runner.error is None and seen == []
+
+    with db.connect() as conn:
+        again = es.Subscription(conn, name, lambda c, ev: seen.extend(ev), category=category)
+        assert again.run_once() == 1
+        again.close()
+    assert [e.type for e in seen] == ["A"]
+
+
+def test_a_permanent_server_error_stops_the_runner(new_database):
+    database = new_database()
+    with database.connect() as conn:
+        es.append_to_stream(conn, "item-1", es.NO_STREAM, [es.Event("A", 1)])
+        # read_category needs the category index: without it the server
+        # refuses with 55000 until the index is back.
+        conn.execute("DROP INDEX event_store.events_category_idx")
+    runner = es.subscribe(database.connect, "items", lambda c, ev: None, category="item",
+                          poll_interval=0.05, backoff=lambda n: 0.05)
+    try:
+        runner.join(10)
+        assert not runner._thread.is_alive()
+        assert isinstance(runner.error, psycopg.Error) and runner.error.sqlstate == "55000"
+    finally:
+        runner.close()
+
+
+@pytest.mark.parametrize("sqlstate, retried", [("40001", True), ("40P01", True),
+                                               ("55P03", True), ("57P01", True),
+                                               ("57014", False), ("53300", False),
+                                               ("55000", False), ("42501", False)])
+def test_handler_server_errors_retried_only_when_transient(db, stream, sqlstate, retried):
+    category = f"err{random.getrandbits(32):x}"
+    name = f"err-{category}"
+    with db.connect() as conn:
+        es.append_to_stream(conn, stream(category), es.NO_STREAM, [es.Event("A", 1)])
+    calls = []
+
+    def handler(conn, events):
+        calls.append(len(events))
+        if len(calls) == 1:
+            conn.execute(f"DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = '{sqlstate}';"
+                         " END $$")
+
+    runner = es.subscribe(db.connect, name, handler, category=category, poll_interval=0.05,
+                          backoff=lambda n: 0.01)
+    try:
+        if retried:
+            wait_until(lambda: len(calls) == 2, 10, "the batch to be retried")
+            with db.connect() as conn:
+                wait_until(lambda: es.checkpoint(conn, name) > 0, 10, "the checkpoint")
+            assert runner.error is None
+        else:
+            runner.join(10)
+            assert not runner._thread.is_alive()
+            assert runner.error.sqlstate == sqlstate and calls == [1]
+            with db.connect() as conn:
+                assert es.checkpoint(conn, name) == 0
+    finally:
+        runner.close()
+
+
+def test_subscribe_takes_a_conninfo_string(db, stream):
+    category = f"info{random.getrandbits(32):x}"
+    with db.connect() as conn:
+        for n in range(3):
+            es.append_to_stream(conn, stream(category), es.NO_STREAM, [es.Event("A", n)])
+    seen = []
+    runner = es.subscribe(db.conninfo, f"info-{category}", lambda c, ev: seen.extend(ev),
+                          category=category, poll_interval=0.05, batch_size=1)
+    try:
+        wait_until(lambda: len(seen) == 3, 10, "three events")
+    finally:
+        runner.close()
+    assert runner.error is None
+    assert sorted(e.data for e in seen) == [0, 1, 2]

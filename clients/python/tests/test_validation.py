@@ -190,6 +190,8 @@ def test_errors_are_psycopg_errors_and_registered():
     assert issubclass(es.DuplicateEventId, psycopg.errors.UniqueViolation)
     assert issubclass(es.SerializationConflict, psycopg.errors.SerializationFailure)
     assert issubclass(es.LockTimeout, es.TransientError)
+    # A cancel is a request to stop, not a failure to retry.
+    assert not issubclass(es.StatementCanceled, es.TransientError)
     # The standard SQLSTATEs keep psycopg's own classes for other code.
     assert psycopg.errors.lookup("23505") is psycopg.errors.UniqueViolation
 
@@ -202,3 +204,26 @@ def test_errors_survive_pickling(conn, stream):
     copy = pickle.loads(pickle.dumps(caught.value))
     assert isinstance(copy, es.WrongExpectedVersion)
     assert (copy.expected, copy.actual, copy.stream_id) == (0, 1, sid)
+
+
+@pytest.mark.parametrize("error, transient", [
+    (psycopg.OperationalError("server closed the connection unexpectedly"), True),
+    (psycopg.errors.lookup("40001")(), True),
+    (psycopg.errors.lookup("40P01")(), True),
+    (psycopg.errors.lookup("55P03")(), True),
+    (psycopg.errors.lookup("08006")(), True),
+    (psycopg.errors.lookup("08001")(), True),
+    (psycopg.errors.lookup("57P01")(), True),
+    (psycopg.errors.lookup("57P02")(), True),
+    (psycopg.errors.lookup("57P03")(), True),
+    (psycopg.errors.lookup("57014")(), False),
+    (psycopg.errors.lookup("55000")(), False),
+    (psycopg.errors.lookup("53300")(), False),
+    (psycopg.errors.lookup("53200")(), False),
+    (psycopg.errors.lookup("42501")(), False),
+    (es.WrongExpectedVersion(), False),
+    (psycopg.InterfaceError("no SQLSTATE, not a lost connection"), False),
+    (ValueError("not a database error"), False),
+])
+def test_is_transient(error, transient):
+    assert es.is_transient(error) is transient
