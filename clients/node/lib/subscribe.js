@@ -7,7 +7,7 @@
  * Each batch is one transaction on one pooled connection:
  *
  *   BEGIN
- *   pg_advisory_xact_lock(hashtextextended(subscriber, 0))
+ *   pg_try_advisory_xact_lock(hashtextextended(subscriber, 0))
  *   read_all / read_category after checkpoint(subscriber)
  *   handler(client, events)           -- writes the read model
  *   save_checkpoint(subscriber, last position)
@@ -15,7 +15,10 @@
  *
  * A crash anywhere rolls back the read model's changes with the checkpoint,
  * and the lock keeps two runners of the same subscriber from applying the
- * same batch. When a batch comes back short the runner waits pollIntervalMs,
+ * same batch. A runner that does not get the lock (another one is applying
+ * a batch) ends its transaction and waits pollIntervalMs rather than queue
+ * for the lock, so that stop() is never held up by the other runner's
+ * transaction. When a batch comes back short the runner waits pollIntervalMs,
  * or less when a notification on channel event_store arrives on the
  * optional LISTEN connection. That connection is a dedicated, direct one:
  * LISTEN does not work through pgbouncer in transaction mode.
@@ -26,21 +29,27 @@ const { EVENT_COLUMNS, toEvent, checkName, groupParams } = require('./store');
 const { describe } = require('./numbers');
 const { mapError } = require('./errors');
 
-const LOCK_SQL = 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))';
+const LOCK_SQL = 'SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS granted';
 const READ_ALL_SQL =
   `SELECT ${EVENT_COLUMNS} FROM event_store.read_all(event_store.checkpoint($1), $2)`;
 const READ_CATEGORY_SQL =
   `SELECT ${EVENT_COLUMNS} FROM event_store.read_category($3, event_store.checkpoint($1), $2, $4, $5)`;
 const SAVE_SQL = 'SELECT event_store.save_checkpoint($1, $2)';
 
-/* Check a positive number option. */
-function positive(value, name, fallback) {
+// setTimeout's longest delay; a longer one fires at once.
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
+/* Check a delay option in milliseconds: positive, finite, one setTimeout can wait. */
+function delay(value, name, fallback) {
   if (value === undefined || value === null) return fallback;
-  if (typeof value !== 'number' || !(value > 0)) {
-    throw new TypeError(`${name} must be a positive number, got ${describe(value)}`);
+  if (typeof value !== 'number' || !(value > 0) || !(value <= MAX_DELAY_MS)) {
+    throw new TypeError(`${name} must be a number of milliseconds above 0, at most ${MAX_DELAY_MS}, got ${describe(value)}`);
   }
   return value;
 }
+
+// Returned by runBatch when another runner holds the subscriber's lock.
+const LOCKED = -1;
 
 /*
  * Start a projection runner. Returns { stop(), done, position }: stop()
@@ -63,10 +72,12 @@ function subscribe(pool, options = {}) {
   if (onError !== undefined && typeof onError !== 'function') {
     throw new TypeError('onError must be a function');
   }
-  const batchSize = positive(options.batchSize, 'batchSize', 500);
-  if (!Number.isSafeInteger(batchSize)) throw new TypeError('batchSize must be an integer');
-  const pollIntervalMs = positive(options.pollIntervalMs, 'pollIntervalMs', 1000);
-  const retryDelayMs = positive(options.retryDelayMs, 'retryDelayMs', 1000);
+  const batchSize = options.batchSize === undefined || options.batchSize === null ? 500 : options.batchSize;
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1) {
+    throw new TypeError(`batchSize must be a positive integer, got ${describe(batchSize)}`);
+  }
+  const pollIntervalMs = delay(options.pollIntervalMs, 'pollIntervalMs', 1000);
+  const retryDelayMs = delay(options.retryDelayMs, 'retryDelayMs', 1000);
   const [member, size] = groupParams(consumerGroup);
   const byCategory = category !== undefined && category !== null;
   const readSql = byCategory ? READ_CATEGORY_SQL : READ_ALL_SQL;
@@ -101,14 +112,21 @@ function subscribe(pool, options = {}) {
     });
   }
 
-  /* Apply one batch in one transaction; return the number of events. */
+  /*
+   * Apply one batch in one transaction; return the number of events, or
+   * LOCKED when another runner of this subscriber holds the lock.
+   */
   async function runBatch() {
     woken = false;
     const client = await pool.connect();
     let broken = false;
     try {
       await client.query('BEGIN');
-      await client.query({ text: LOCK_SQL, values: [subscriber] });
+      const lock = await client.query({ text: LOCK_SQL, values: [subscriber] });
+      if (lock.rows[0].granted !== true) {
+        await client.query('COMMIT');
+        return LOCKED;
+      }
       const res = await client.query({ text: readSql, values: readParams });
       const events = res.rows.map(toEvent);
       if (events.length > 0) {
@@ -193,7 +211,13 @@ function subscribe(pool, options = {}) {
         await sleepUnlessStopped(Math.min(retryDelayMs * 2 ** Math.min(failures - 1, 6), 60000));
         continue;
       }
-      if (count < batchSize) await idle(pollIntervalMs);
+      if (count === LOCKED) {
+        // Another runner is applying a batch, and wakes for notifications
+        // itself: wait the whole interval before trying again.
+        await sleepUnlessStopped(pollIntervalMs);
+      } else if (count < batchSize) {
+        await idle(pollIntervalMs);
+      }
     }
   }
 

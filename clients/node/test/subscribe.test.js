@@ -148,6 +148,49 @@ test('two runners of one subscriber never apply a batch twice', async () => {
   assert.equal(seen.rows[0].n, 120);
 });
 
+test('while another session holds the subscriber lock, the runner idles and stop() returns at once', async () => {
+  const start = await headPosition();
+  await es.saveCheckpoint(pool, 'runner-e', start);
+  for (let i = 0; i < 3; i++) await es.appendToStream(pool, `eee-${i}`, es.ANY, [{ type: 'T', data: i }]);
+  // Another runner's batch in progress: its transaction holds the lock.
+  const holder = await pool.connect();
+  await holder.query('BEGIN');
+  await holder.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', ['runner-e']);
+  let applied = 0;
+  const errors = [];
+  const options = {
+    subscriber: 'runner-e',
+    category: 'eee',
+    pollIntervalMs: 50,
+    onError: (err) => errors.push(err),
+    async handler(client, events) {
+      applied += events.length;
+    },
+  };
+  let handle = es.subscribe(pool, options);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const lockWaits = await pool.query(
+      'SELECT count(*)::int AS n FROM pg_locks ' +
+      "WHERE locktype = 'advisory' AND objsubid = 1 AND NOT granted " +
+      'AND database = (SELECT oid FROM pg_database WHERE datname = current_database())');
+    assert.equal(lockWaits.rows[0].n, 0, 'no session waits for the lock');
+    const stopping = Date.now();
+    await handle.stop();
+    assert.ok(Date.now() - stopping < 1000, `stop() took ${Date.now() - stopping} ms`);
+    assert.equal(applied, 0);
+  } finally {
+    await holder.query('ROLLBACK');
+    holder.release();
+  }
+  // Once the lock is free, a runner applies the batch.
+  handle = es.subscribe(pool, options);
+  await waitFor(async () => (await es.getCheckpoint(pool, 'runner-e')) === (await headPosition()), { what: 'catch-up' });
+  await handle.stop();
+  assert.equal(applied, 3);
+  assert.deepEqual(errors, []);
+});
+
 /* Start the projector child process; resolves once it runs. */
 function startProjector(env) {
   const child = fork(path.join(__dirname, 'support', 'projector.js'), [], {
