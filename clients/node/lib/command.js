@@ -10,9 +10,26 @@
  * finds the ids in the stream, or the append reports them stored (VE002),
  * or it is an idempotent repeat. In each case the command was carried out
  * once, and is reported as done.
+ *
+ * Only the errors of the loop's database calls are retried. What
+ * initialState, evolve or decide throw is the application's answer (a
+ * refused command, a bug) and ends the command at once.
+ *
+ * Given a pg.Client or PoolClient inside the caller's transaction, the loop
+ * runs each append in a savepoint, so that a conflict leaves the caller's
+ * transaction usable, and it caches nothing it read there: the transaction
+ * may still roll back.
  */
 
-const { appendToStream, readStream, readStreamPage } = require('./store');
+const {
+  readStream,
+  readStreamPage,
+  appendParams,
+  sendAppend,
+  run,
+  isPool,
+  checkName,
+} = require('./store');
 const {
   WrongExpectedVersionError,
   EventAlreadyStoredError,
@@ -21,22 +38,49 @@ const {
 const { newEventId, normalizeUuid } = require('./uuid');
 const { describe } = require('./numbers');
 
-const RETRYABLE_SQLSTATES = new Set(['VE001', '40001', '40P01']);
+// The SQLSTATEs isTransient retries, besides those of class 08.
+const RETRYABLE_SQLSTATES = new Set(['VE001', '40001', '40P01', '55P03', '57P01', '57P02', '57P03']);
+
+// An empty batch with no check: it takes the stream's lock, so it waits for
+// an append of the stream still in flight, and returns the current version.
+const WAIT_SQL = "SELECT event_store.append_events($1, -2, '[]') AS version";
+const SAVEPOINT_SQL = 'SAVEPOINT event_store_command';
+const RELEASE_SQL = 'RELEASE SAVEPOINT event_store_command';
+const ROLLBACK_TO_SQL = 'ROLLBACK TO SAVEPOINT event_store_command';
+
+// setTimeout's longest delay; a longer one fires at once.
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
+/* The SQLSTATE of a server error, or of the server error a typed error wraps. */
+function sqlState(err) {
+  if (hasSqlState(err)) return err.code;
+  if (err !== null && typeof err === 'object' && hasSqlState(err.cause)) return err.cause.code;
+  return undefined;
+}
 
 /*
- * Whether an attempt that failed with this error may be tried again:
- * a version conflict, a serialization failure or deadlock, a connection
- * that was lost (SQLSTATE class 08, 57P01..57P03) or an error that carries
- * no SQLSTATE at all (the outcome of the append is unknown).
+ * Whether an attempt whose database call failed with this error may be
+ * tried again:
+ *
+ *   VE001           the stream moved: read what is new and decide again
+ *   40001, 40P01    a serialization failure or a deadlock
+ *   55P03           lock_timeout ended a wait for the stream's lock
+ *   class 08, 57P01..57P03
+ *                   the connection was lost, or the server is shutting
+ *                   down or starting up
+ *   no SQLSTATE     the connection failed: the outcome is unknown (the
+ *                   next attempt finds out whether the append was stored)
+ *
+ * Nothing else: not 57014 (a cancel or statement_timeout is a request to
+ * stop), not VE002 (handleCommand reports the command done), not any other
+ * SQLSTATE, and not a TypeError, RangeError, SyntaxError or ReferenceError
+ * (a bug, not a connection). handleCommand asks only about errors of its
+ * database calls.
  */
 function isTransient(err) {
   if (err instanceof WrongExpectedVersionError) return true;
-  const code = err && err.code;
-  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) &&
-      (hasSqlState(err) || (err.cause && hasSqlState(err.cause)))) {
-    return RETRYABLE_SQLSTATES.has(code) || code.startsWith('08') ||
-      code === '57P01' || code === '57P02' || code === '57P03';
-  }
+  const code = sqlState(err);
+  if (code !== undefined) return RETRYABLE_SQLSTATES.has(code) || code.startsWith('08');
   if (err instanceof TypeError || err instanceof RangeError ||
       err instanceof SyntaxError || err instanceof ReferenceError) {
     return false;
@@ -45,14 +89,46 @@ function isTransient(err) {
 }
 
 /*
- * What the application's initialState, evolve or decide throws: its answer
- * (a refused command, a bug), not a failure of the store. It ends the
- * command at once, whatever isTransient says of it.
+ * Whether an append that failed with this error may have been stored all
+ * the same: the connection failed, so the client never heard the outcome.
  */
-class ApplicationError {
-  constructor(error) {
+function outcomeUnknown(err) {
+  const code = sqlState(err);
+  return code === undefined || code.startsWith('08') ||
+    code === '57P01' || code === '57P02' || code === '57P03';
+}
+
+/*
+ * An error of one of handleCommand's database calls, wrapped on its way to
+ * the retry loop: only these are candidates for a retry. `append` is true
+ * for the append itself, whose outcome may be unknown.
+ */
+class DatabaseCallError {
+  constructor(error, append) {
     this.error = error;
+    this.append = append;
   }
+}
+
+/* Run a database call, wrapping what it throws in a DatabaseCallError. */
+async function dbCall(append, call) {
+  try {
+    return await call();
+  } catch (err) {
+    throw new DatabaseCallError(err, append);
+  }
+}
+
+/*
+ * The transaction status of a connection as of its last ReadyForQuery: 'I'
+ * (none open: each statement commits on its own), 'T' (in a transaction) or
+ * 'E' (in a failed one). pg's Client keeps it in _txStatus and returns it
+ * from getTransactionStatus(). Undefined when unknown: a pg without it, a
+ * connection not yet open, or an object that is not a pg Client.
+ */
+function transactionStatus(db) {
+  const status = typeof db.getTransactionStatus === 'function' ? db.getTransactionStatus() : db._txStatus;
+  return status === 'I' || status === 'T' || status === 'E' ? status : undefined;
 }
 
 /* A delay with full jitter: uniform in [0, min(max, base * 2^(attempt - 1))]. */
@@ -68,7 +144,9 @@ function sleep(ms) {
 /*
  * An in-memory cache of stream states for handleCommand: a Map with a size
  * bound that drops the least recently used stream. Use one cache per kind
- * of stream (per evolve function).
+ * of stream (per evolve function). The cached states are shared by every
+ * command that reads them: evolve must return a new state, not change the
+ * one it is given.
  */
 function createStateCache({ max = 1000 } = {}) {
   if (!Number.isSafeInteger(max) || max < 1) throw new TypeError('max must be a positive integer');
@@ -99,13 +177,63 @@ function createStateCache({ max = 1000 } = {}) {
   };
 }
 
-/* Check a non-negative number option. */
-function numberOption(value, name, fallback, min = 0) {
+/* Check a positive integer option (a count). */
+function countOption(value, name, fallback) {
   if (value === undefined || value === null) return fallback;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < min) {
-    throw new TypeError(`${name} must be a number of at least ${min}, got ${describe(value)}`);
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new TypeError(`${name} must be a positive integer, got ${describe(value)}`);
   }
   return value;
+}
+
+/* Check a delay option in milliseconds: finite, not negative, one setTimeout can wait. */
+function delayOption(value, name, fallback) {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > MAX_DELAY_MS) {
+    throw new TypeError(`${name} must be a number of milliseconds from 0 to ${MAX_DELAY_MS}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/* Check the cache option: anything with get(streamId) and set(streamId, entry). */
+function cacheOption(cache) {
+  if (cache === undefined || cache === null) return undefined;
+  if (typeof cache !== 'object' || typeof cache.get !== 'function' || typeof cache.set !== 'function') {
+    throw new TypeError('cache must have get(streamId) and set(streamId, entry) (see createStateCache)');
+  }
+  return cache;
+}
+
+/*
+ * Return a function that makes each command's initial state: initialState
+ * itself when it is a function, else a function that returns a copy of it
+ * (structuredClone), so that an evolve that changes its state cannot carry
+ * one command's state into another. Refuses, before any query, a value a
+ * copy would change: one structuredClone cannot copy (a function inside),
+ * or an instance of a class (the copy would be a plain object).
+ */
+function initialStateFactory(initialState) {
+  if (typeof initialState === 'function') return initialState;
+  if (initialState === null || typeof initialState !== 'object') return () => initialState;
+  const proto = Object.getPrototypeOf(initialState);
+  const copy = () => {
+    const state = structuredClone(initialState);
+    if (proto === null) Object.setPrototypeOf(state, null);
+    return state;
+  };
+  let probe;
+  try {
+    probe = copy();
+  } catch (err) {
+    throw new TypeError(
+      `handlers.initialState cannot be copied (${err.message}): pass a function that returns a new state`);
+  }
+  if (Object.getPrototypeOf(probe) !== proto) {
+    throw new TypeError(
+      'handlers.initialState is an instance of a class, which a copy would not keep: ' +
+        'pass a function that returns a new state');
+  }
+  return copy;
 }
 
 /* Add one to a version, a number or a BigInt. */
@@ -116,113 +244,198 @@ function next(version) {
 /*
  * Run a command against one stream.
  *
+ * db:       a pg.Pool, a pg.Client or PoolClient (also inside the caller's
+ *           transaction), or anything else with query()
  * handlers: { initialState, evolve(state, event) -> state,
  *             decide(state, {streamId, version, attempt}) -> events[] }
  * options:  { maxAttempts = 10, baseDelayMs = 5, maxDelayMs = 1000,
  *             cache, pageSize = 500, notify, prepare, isTransient }
  *
+ * evolve must return a new state rather than change the one it is given:
+ * cached states are shared between commands. A non-function initialState
+ * is copied for each command with structuredClone.
+ *
  * Returns { version, events, attempts, alreadyDone, state }. What
- * initialState, evolve or decide throw ends the command at once.
+ * initialState, evolve or decide throw ends the command at once; an error
+ * of a database call is retried while isTransient says so and attempts
+ * remain. The error thrown carries `attempts`.
+ *
+ * Inside the caller's transaction (a Client whose transaction status is
+ * 'T'), each append runs in a savepoint, rolled back when it fails, and a
+ * failed read or a lost connection ends the command at once (the
+ * transaction is aborted or gone). Under REPEATABLE READ or SERIALIZABLE a
+ * conflict ends it at once as well: the transaction's snapshot cannot see
+ * the events a retry would need. The state cache is written only from reads
+ * made outside any transaction: through a pg.Pool, or a Client whose status
+ * is 'I' before and after them.
  */
-async function handleCommand(pool, streamId, handlers, options = {}) {
-  if (pool === null || typeof pool !== 'object' || typeof pool.query !== 'function') {
+async function handleCommand(db, streamId, handlers, options = {}) {
+  if (db === null || typeof db !== 'object' || typeof db.query !== 'function') {
     throw new TypeError('handleCommand needs a pg Pool or Client (anything with query())');
   }
-  if (typeof streamId !== 'string' || streamId === '') {
-    throw new TypeError(`streamId must be a non-empty string, got ${describe(streamId)}`);
-  }
+  checkName(streamId, 'streamId');
   const { initialState, evolve, decide } = handlers || {};
   if (typeof evolve !== 'function') throw new TypeError('handlers.evolve must be a function');
   if (typeof decide !== 'function') throw new TypeError('handlers.decide must be a function');
-  const maxAttempts = numberOption(options.maxAttempts, 'maxAttempts', 10, 1);
-  const baseDelayMs = numberOption(options.baseDelayMs, 'baseDelayMs', 5);
-  const maxDelayMs = numberOption(options.maxDelayMs, 'maxDelayMs', 1000);
-  const pageSize = numberOption(options.pageSize, 'pageSize', 500, 1);
+  const maxAttempts = countOption(options.maxAttempts, 'maxAttempts', 10);
+  const baseDelayMs = delayOption(options.baseDelayMs, 'baseDelayMs', 5);
+  const maxDelayMs = delayOption(options.maxDelayMs, 'maxDelayMs', 1000);
+  const pageSize = countOption(options.pageSize, 'pageSize', 500);
+  if (options.isTransient !== undefined && options.isTransient !== null &&
+      typeof options.isTransient !== 'function') {
+    throw new TypeError(`isTransient must be a function, got ${describe(options.isTransient)}`);
+  }
   const transient = options.isTransient || isTransient;
-  const cache = options.cache;
+  const cache = cacheOption(options.cache);
   const prepare = options.prepare === true;
-  const initial = typeof initialState === 'function' ? initialState : () => initialState;
+  const appendOptions = { notify: options.notify, prepare };
+  const initial = initialStateFactory(initialState);
+
+  const pooled = isPool(db);
+  const callerTransaction = !pooled && transactionStatus(db) === 'T';
+  let snapshotBound = false;
+  if (callerTransaction) {
+    const res = await run(db, 'SHOW transaction_isolation', [], {});
+    const level = res.rows[0].transaction_isolation;
+    snapshotBound = level === 'repeatable read' || level === 'serializable';
+  }
+  /* Whether what db reads now is committed data, fit for the cache. */
+  const autocommit = () => pooled || transactionStatus(db) === 'I';
 
   // Every id this command has sent; ids are reused position by position.
   const ids = [];
   const sent = new Set();
   let known = cache ? cache.get(streamId) : undefined;
+  // Set once an append's outcome is unknown: it may still be running.
+  let unsure = false;
   let lastError;
 
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    let inSavepoint = false;
     try {
-      // Load: fold the events after the last known version.
-      let version = known ? known.version : 0;
-      let state;
-      try {
-        state = known ? known.state : initial();
-      } catch (err) {
-        throw new ApplicationError(err);
+      if (unsure) {
+        // Whatever an earlier attempt's append did is committed or rolled
+        // back before this attempt reads.
+        await dbCall(false, () => run(db, WAIT_SQL, [streamId], { streamId }));
       }
+
+      // Load: fold the events after the last known version.
+      const cacheable = cache !== undefined && autocommit();
+      let version = known ? known.version : 0;
+      let state = known ? known.state : initial();
       let doneAt;
-      for await (const event of readStream(pool, streamId, { fromVersion: next(version), pageSize, prepare })) {
+      const events = readStream(db, streamId, { fromVersion: next(version), pageSize, prepare });
+      for (;;) {
+        const step = await dbCall(false, () => events.next());
+        if (step.done) break;
+        const event = step.value;
         if (sent.has(event.id)) doneAt = event.version;
-        try {
-          state = evolve(state, event);
-        } catch (err) {
-          throw new ApplicationError(err);
-        }
+        state = evolve(state, event);
         version = event.version;
       }
       known = { version, state };
-      remember(cache, streamId, known);
+      if (cacheable && autocommit()) remember(cache, streamId, known);
       if (doneAt !== undefined) {
         // An earlier attempt's append committed; its acknowledgement was lost.
         return { version: doneAt, events: [], attempts: attempt, alreadyDone: true, state };
       }
 
-      let decided;
-      try {
-        decided = await decide(state, { streamId, version, attempt });
-      } catch (err) {
-        throw new ApplicationError(err);
-      }
+      const decided = await decide(state, { streamId, version, attempt });
       if (decided !== undefined && decided !== null && !Array.isArray(decided)) {
         throw new TypeError(`decide must return an array of events, got ${describe(decided)}`);
       }
       if (!decided || decided.length === 0) {
         return { version, events: [], attempts: attempt, alreadyDone: false, state };
       }
-      const events = decided.map((e, i) => {
+      const batch = decided.map((e, i) => {
         if (e === null || typeof e !== 'object') {
           throw new TypeError(`decide returned a non-object at index ${i}`);
         }
-        let id = e.id;
-        if (id === undefined || id === null) {
+        let id;
+        if (e.id === undefined || e.id === null) {
           if (ids[i] === undefined) ids[i] = newEventId();
           id = ids[i];
         } else {
-          // In the lower-case form the store returns, so that the ids read
-          // back, and the one a VE002 names, are recognised as this
-          // command's. (Not a uuid: appendToStream refuses it.)
-          id = normalizeUuid(id) || id;
+          // The store returns ids in lower case: an id kept in another
+          // form would not be recognised when read back.
+          id = normalizeUuid(e.id);
+          if (id === undefined) {
+            throw new TypeError(`decide returned an event whose id is not a uuid, at index ${i}: ${describe(e.id)}`);
+          }
         }
         return { type: e.type, data: e.data, metadata: e.metadata, id };
       });
-      for (const e of events) sent.add(e.id);
+      const params = appendParams(streamId, version, batch);
+      for (const e of batch) sent.add(e.id);
 
-      const newVersion = await appendToStream(pool, streamId, version, events, { notify: options.notify, prepare });
-      let v = typeof newVersion === 'bigint' ? newVersion - BigInt(events.length) : newVersion - events.length;
-      const appended = events.map((e) => ({ ...e, version: (v = next(v)) }));
+      if (callerTransaction) {
+        await dbCall(false, () => run(db, SAVEPOINT_SQL, [], {}));
+        inSavepoint = true;
+      }
+      const newVersion = await dbCall(true, () => sendAppend(db, params, appendOptions));
+      if (inSavepoint) {
+        inSavepoint = false;
+        await dbCall(false, () => run(db, RELEASE_SQL, [], {}));
+      }
+
+      if (unsure) {
+        // This append may have been taken for a repeat of the start of an
+        // earlier attempt that stored more events (it decided differently,
+        // and took the stream's lock after this attempt's wait). If ids of
+        // this command follow, that attempt carried the command out.
+        const after = await dbCall(false, () =>
+          readStreamPage(db, streamId, { fromVersion: next(newVersion), maxCount: sent.size }));
+        let lastOwn;
+        for (const e of after) if (sent.has(e.id)) lastOwn = e.version;
+        if (lastOwn !== undefined) {
+          return { version: lastOwn, events: [], attempts: attempt, alreadyDone: true, state };
+        }
+      }
+
+      let v = typeof newVersion === 'bigint' ? newVersion - BigInt(batch.length) : newVersion - batch.length;
+      const appended = batch.map((e) => ({ ...e, version: (v = next(v)) }));
       return { version: newVersion, events: appended, attempts: attempt, alreadyDone: false, state };
-    } catch (err) {
-      if (err instanceof ApplicationError) {
-        const { error } = err;
-        if (error && typeof error === 'object') error.attempts = attempt;
-        throw error;
+    } catch (caught) {
+      if (!(caught instanceof DatabaseCallError)) {
+        // Thrown by initialState, evolve or decide, or a bad decision.
+        if (caught !== null && typeof caught === 'object') caught.attempts = attempt;
+        throw caught;
       }
-      if (err instanceof EventAlreadyStoredError && sent.has(err.eventId)) {
+      const err = caught.error;
+      // Inside the caller's transaction, an error outside the savepoint
+      // leaves it aborted (or gone): nothing more can run in it.
+      let recovered = !callerTransaction;
+      if (inSavepoint) {
+        try {
+          await run(db, ROLLBACK_TO_SQL, [], {});
+          recovered = true;
+        } catch (_) {
+          recovered = false;
+        }
+      }
+      if (recovered && err instanceof EventAlreadyStoredError && sent.has(err.eventId)) {
         // The command was carried out by an earlier attempt.
-        const version = await lastOwnVersion(pool, streamId, err, sent);
-        return { version, events: [], attempts: attempt, alreadyDone: true, state: known && known.state };
+        try {
+          const version = await lastOwnVersion(db, streamId, err, sent);
+          return { version, events: [], attempts: attempt, alreadyDone: true, state: known && known.state };
+        } catch (readErr) {
+          if (readErr !== null && typeof readErr === 'object') readErr.attempts = attempt;
+          throw readErr;
+        }
       }
-      if (!transient(err) || attempt >= maxAttempts) {
-        if (err && typeof err === 'object') err.attempts = attempt;
+      if (caught.append && outcomeUnknown(err)) unsure = true;
+      if (err instanceof WrongExpectedVersionError && known !== undefined &&
+          (typeof err.actual === 'number' || typeof err.actual === 'bigint') && err.actual < known.version) {
+        // The stream is behind the state this command started from: a
+        // cached state that was never committed, or a stream restored from
+        // an older backup. Read it again from the start.
+        if (cache) forget(cache, streamId, err.actual);
+        known = undefined;
+      }
+      const retry = attempt < maxAttempts && transient(err) &&
+        (!callerTransaction || (recovered && !snapshotBound && !outcomeUnknown(err)));
+      if (!retry) {
+        if (err !== null && typeof err === 'object') err.attempts = attempt;
         throw err;
       }
       lastError = err;
@@ -234,17 +447,24 @@ async function handleCommand(pool, streamId, handlers, options = {}) {
 
 /* Store a loaded state in the cache unless the cache already holds a newer one. */
 function remember(cache, streamId, entry) {
-  if (!cache) return;
   const current = cache.get(streamId);
-  if (current === undefined || current.version <= entry.version) cache.set(streamId, entry);
+  if (current === undefined || current === null || current.version <= entry.version) cache.set(streamId, entry);
+}
+
+/* Drop a cached state that is ahead of the stream's actual version. */
+function forget(cache, streamId, actual) {
+  const current = cache.get(streamId);
+  if (current === undefined || current === null || !(current.version > actual)) return;
+  if (typeof cache.delete === 'function') cache.delete(streamId);
+  else cache.set(streamId, undefined);
 }
 
 /*
  * After VE002: the version of the last of this command's events, read from
  * where the store says the reported one is stored.
  */
-async function lastOwnVersion(pool, streamId, err, sent) {
-  const page = await readStreamPage(pool, streamId, { fromVersion: err.version, maxCount: sent.size });
+async function lastOwnVersion(db, streamId, err, sent) {
+  const page = await readStreamPage(db, streamId, { fromVersion: err.version, maxCount: sent.size });
   let version = err.version;
   for (const e of page) if (sent.has(e.id)) version = e.version;
   return version;

@@ -199,12 +199,25 @@ function serializeEvents(events) {
  * through pgbouncer in transaction mode (before 1.21).
  */
 async function appendToStream(client, streamId, expected, events, options = {}) {
+  return sendAppend(client, appendParams(streamId, expected, events), options);
+}
+
+/*
+ * Check an append's arguments and return its query parameters. Throws a
+ * TypeError or RangeError, before any query, for what the store would refuse.
+ */
+function appendParams(streamId, expected, events) {
   checkName(streamId, 'streamId');
   const expectedText = expectedParam(expected);
-  const json = serializeEvents(events);
+  return { streamId, expected, values: [streamId, expectedText, serializeEvents(events)] };
+}
+
+/* Send an append whose parameters appendParams checked; return the new version. */
+async function sendAppend(client, params, options = {}) {
   const sql = options.notify ? APPEND_NOTIFY_SQL : APPEND_SQL;
   const name = options.prepare ? (options.notify ? 'event_store_append_notify' : 'event_store_append') : undefined;
-  const res = await run(client, sql, [streamId, expectedText, json], { streamId, expected }, name);
+  const { streamId, expected } = params;
+  const res = await run(client, sql, params.values, { streamId, expected }, name);
   return fromInt8(res.rows[0].version);
 }
 
@@ -340,6 +353,8 @@ module.exports = {
   checkName,
   groupParams,
   serializeEvents,
+  appendParams,
+  sendAppend,
   appendToStream,
   streamVersion,
   readStream,

@@ -4,8 +4,9 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const pg = require('pg');
 const es = require('..');
-const { createTestDatabase, collect } = require('./support/db');
+const { createTestDatabase, collect, waitFor } = require('./support/db');
 
 let db;
 let pool;
@@ -185,14 +186,14 @@ test('a lost acknowledgement: the retry reports already done and writes nothing 
   }
 });
 
-test('an append still in flight when its answer is lost: the retry is an idempotent repeat', async () => {
+test('an append still in flight when its answer is lost: the retry waits for it, then finds it done', async () => {
   const s = 'lost-ack-in-flight';
   await es.handleCommand(pool, s, counter);
   let slow = null;
   // The first append runs in a transaction that commits 300 ms later; the
-  // client gives up at once (as on a client-side timeout), so the retry
-  // reloads before the commit, decides the same, and its append waits for
-  // the stream's lock and then finds its own ids stored where it expects.
+  // client gives up at once (as on a client-side timeout). The retry first
+  // waits for the stream's lock, so it reloads after the commit and finds
+  // its own ids stored.
   const flaky = {
     async query(config) {
       if (slow === null && config.text.includes('append_events')) {
@@ -208,9 +209,9 @@ test('an append still in flight when its answer is lost: the retry is an idempot
   const r = await es.handleCommand(flaky, s, counter, { baseDelayMs: 1 });
   assert.equal(r.attempts, 2);
   assert.equal(r.version, 2);
+  assert.equal(r.alreadyDone, true);
+  assert.deepEqual(r.events, []);
   assert.equal(await es.streamVersion(pool, s), 2, 'written once');
-  const events = await collect(es.readStream(pool, s));
-  assert.equal(events[1].id, r.events[0].id);
 });
 
 test('the same ids at a stale expectation: VE002, already done', async () => {
@@ -246,7 +247,17 @@ test('ids fixed by the command (say, from a command id) that are already stored:
 test('the state cache reads only the events after the last known version', async () => {
   const s = 'cached-1';
   const cache = es.createStateCache();
-  const p = countingPool(pool);
+  // A pool of its own whose connections count reads: handleCommand fills
+  // the cache only from reads it knows were made outside any transaction.
+  const p = db.pool({ max: 4 });
+  p.counts = { read: 0 };
+  p.on('connect', (client) => {
+    const query = client.query.bind(client);
+    client.query = (config, ...rest) => {
+      if (config && typeof config.text === 'string' && config.text.includes('read_stream')) p.counts.read++;
+      return query(config, ...rest);
+    };
+  });
   for (let i = 0; i < 30; i++) await es.handleCommand(p, s, counter, { cache, pageSize: 10 });
   assert.equal(cache.get(s).version, 29);
   const reads = p.counts.read;
@@ -276,4 +287,283 @@ test('initialState as a function gives each command a fresh state', async () => 
   await es.handleCommand(pool, s, list);
   const r = await es.handleCommand(pool, s, list);
   assert.deepEqual(r.state, [0, 1]);
+});
+
+test('what decide or evolve throws ends the command at once, unretried', async () => {
+  const s = 'refused';
+  await es.appendToStream(pool, s, es.NO_STREAM, [{ type: 'StockChanged', data: { stock: 0 } }]);
+  let decides = 0;
+  let evolves = 0;
+  const started = Date.now();
+  const refused = await es.handleCommand(pool, s, {
+    initialState: { stock: 0 },
+    evolve: (st, e) => (evolves++, { stock: e.data.stock }),
+    decide: (st) => {
+      decides++;
+      if (st.stock < 1) throw new Error('out of stock');
+      return [];
+    },
+  }, { baseDelayMs: 200 }).then(() => null, (e) => e);
+  assert.equal(refused.message, 'out of stock');
+  assert.equal(refused.attempts, 1);
+  assert.equal(decides, 1);
+  assert.equal(evolves, 1);
+  assert.ok(Date.now() - started < 200, 'no backoff');
+  const bad = await es.handleCommand(pool, s, {
+    initialState: {},
+    evolve: () => { evolves++; throw new Error('bad event'); },
+    decide: () => [],
+  }, { baseDelayMs: 200 }).then(() => null, (e) => e);
+  assert.equal(bad.message, 'bad event');
+  assert.equal(bad.attempts, 1);
+  assert.equal(evolves, 2);
+});
+
+test('a caller transaction that rolls back leaves nothing in the state cache', async () => {
+  const s = 'rolled-back';
+  const cache = es.createStateCache();
+  const evolve = (st, e) => ({ stock: st.stock + e.data.delta });
+  const add = { initialState: { stock: 0 }, evolve, decide: () => [{ type: 'Added', data: { delta: 1 } }] };
+  const sell = {
+    initialState: { stock: 0 },
+    evolve,
+    decide: (st) => {
+      if (st.stock < 1) throw new Error('out of stock');
+      return [{ type: 'Sold', data: { delta: -1 } }];
+    },
+  };
+  await es.appendToStream(pool, s, es.NO_STREAM, [{ type: 'Added', data: { delta: 1 } }]);
+  const client = new pg.Client(db.poolConfig);
+  await client.connect();
+  try {
+    await client.query('BEGIN');
+    const r = await es.handleCommand(client, s, add, { cache });
+    assert.equal(r.version, 2);
+    // Its own reads inside the transaction see version 2.
+    await es.handleCommand(client, s, { ...add, decide: () => [] }, { cache });
+    await client.query('ROLLBACK');
+    assert.equal(cache.get(s), undefined, 'nothing read inside the transaction is cached');
+    // Outside a transaction the same client fills the cache.
+    await es.handleCommand(client, s, { ...add, decide: () => [] }, { cache });
+    assert.equal(cache.get(s).version, 1);
+  } finally {
+    await client.end();
+  }
+  // Another writer sells the one item; the cached command must see that.
+  await es.handleCommand(pool, s, sell);
+  const err = await es.handleCommand(pool, s, sell, { cache }).then(() => null, (e) => e);
+  assert.equal(err && err.message, 'out of stock');
+  const events = await collect(es.readStream(pool, s));
+  assert.equal(events.reduce(evolve, { stock: 0 }).stock, 0);
+});
+
+test('reads through an object that is not a pool, whose transaction is unknown, are not cached', async () => {
+  const s = 'opaque';
+  const cache = es.createStateCache();
+  const wrapper = { query: (config) => pool.query(config) };
+  const r = await es.handleCommand(wrapper, s, counter, { cache });
+  assert.equal(r.version, 1);
+  assert.equal(cache.get(s), undefined);
+  await es.handleCommand(pool, s, counter, { cache });
+  assert.equal(cache.get(s).version, 1, 'the read before the append, through a pool');
+});
+
+test('a cached version ahead of the stream: the conflict drops it and the command re-reads', async () => {
+  const s = 'cache-ahead';
+  await es.handleCommand(pool, s, counter);
+  const cache = es.createStateCache();
+  // A state the stream never reached (say, from a transaction rolled back).
+  cache.set(s, { version: 5, state: 5 });
+  const r = await es.handleCommand(pool, s, counter, { cache, baseDelayMs: 1 });
+  assert.equal(r.attempts, 2);
+  assert.equal(r.version, 2);
+  assert.equal(r.state, 1);
+  const events = await collect(es.readStream(pool, s));
+  assert.equal(events.reduce(counter.evolve, 0), 2);
+});
+
+test("inside the caller's transaction a conflict is retried in a savepoint", async () => {
+  const s = 'in-tx';
+  await es.appendToStream(pool, s, es.NO_STREAM, [{ type: 'A', data: {} }]);
+  const client = new pg.Client(db.poolConfig);
+  await client.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('CREATE TEMP TABLE caller_work (x int) ON COMMIT DROP');
+    await client.query('INSERT INTO caller_work VALUES (1)');
+    const r = await es.handleCommand(client, s, {
+      initialState: 0,
+      evolve: (n) => n + 1,
+      decide: async (n, { attempt }) => {
+        // Another writer moves the stream between the read and the append.
+        if (attempt === 1) await es.appendToStream(pool, s, 1, [{ type: 'Other', data: {} }]);
+        return [{ type: 'B', data: { seen: n } }];
+      },
+    }, { baseDelayMs: 1 });
+    assert.equal(r.attempts, 2);
+    assert.equal(r.version, 3);
+    const work = await client.query('SELECT count(*)::int AS n FROM caller_work');
+    assert.equal(work.rows[0].n, 1, "the caller's transaction goes on, its work intact");
+    await client.query('COMMIT');
+  } finally {
+    await client.end();
+  }
+  const events = await collect(es.readStream(pool, s));
+  assert.deepEqual(events.map((e) => e.type), ['A', 'Other', 'B']);
+  assert.equal(events[2].data.seen, 2);
+});
+
+test('inside a REPEATABLE READ or SERIALIZABLE transaction a conflict is thrown at once', async () => {
+  for (const level of ['REPEATABLE READ', 'SERIALIZABLE']) {
+    const s = `in-tx-${level.replace(' ', '-').toLowerCase()}`;
+    await es.appendToStream(pool, s, es.NO_STREAM, [{ type: 'A', data: {} }]);
+    const client = new pg.Client(db.poolConfig);
+    await client.connect();
+    try {
+      await client.query(`BEGIN ISOLATION LEVEL ${level}`);
+      await client.query('SELECT 1');
+      let decides = 0;
+      const err = await es.handleCommand(client, s, {
+        initialState: 0,
+        evolve: (n) => n + 1,
+        decide: async (n, { attempt }) => {
+          decides++;
+          if (attempt === 1) await es.appendToStream(pool, s, 1, [{ type: 'Other', data: {} }]);
+          return [{ type: 'B', data: {} }];
+        },
+      }, { baseDelayMs: 1 }).then(() => null, (e) => e);
+      assert.ok(err instanceof es.EventStoreError, String(err));
+      assert.ok(['VE001', '40001'].includes(err.code), err.code);
+      assert.equal(err.attempts, 1, level);
+      assert.equal(decides, 1);
+      // Rolled back to the savepoint: the transaction can still be used.
+      assert.equal((await client.query('SELECT 1 AS x')).rows[0].x, 1);
+      await client.query('ROLLBACK');
+    } finally {
+      await client.end();
+    }
+  }
+});
+
+test('an object initialState is copied for each command', async () => {
+  const handlers = {
+    initialState: { stock: 0 },
+    // A mutating evolve: documented as wrong, but it must not leak state.
+    evolve: (st, e) => {
+      st.stock += e.data.delta;
+      return st;
+    },
+    decide: (st) => (st.stock < 1 ? [] : [{ type: 'Sold', data: { delta: -1 } }]),
+  };
+  await es.appendToStream(pool, 'copy-a', es.NO_STREAM, [{ type: 'Added', data: { delta: 5 } }]);
+  await es.appendToStream(pool, 'copy-b', es.NO_STREAM, [{ type: 'Created', data: { delta: 0 } }]);
+  const a = await es.handleCommand(pool, 'copy-a', handlers);
+  assert.equal(a.events.length, 1);
+  const b = await es.handleCommand(pool, 'copy-b', handlers);
+  assert.equal(b.events.length, 0, 'stream b has no stock');
+  assert.deepEqual(b.state, { stock: 0 });
+  assert.deepEqual(handlers.initialState, { stock: 0 });
+  class Account {}
+  await assert.rejects(
+    es.handleCommand(pool, 'copy-c', { ...handlers, initialState: new Account() }),
+    TypeError,
+  );
+  await assert.rejects(
+    es.handleCommand(pool, 'copy-c', { ...handlers, initialState: { f() {} } }),
+    TypeError,
+  );
+});
+
+test('a lost acknowledgement of an id given in upper case: already done', async () => {
+  for (const form of [(id) => id.toUpperCase(), (id) => `{${id}}`]) {
+    const s = `upper-${form('a').length}`;
+    const id = form(es.newEventId());
+    let lost = 0;
+    const flaky = {
+      async query(config) {
+        const res = await pool.query(config);
+        if (lost === 0 && config.text.includes('append_events')) {
+          lost++;
+          throw new Error('Connection terminated unexpectedly');
+        }
+        return res;
+      },
+    };
+    const r = await es.handleCommand(flaky, s, {
+      initialState: 0,
+      evolve: (n) => n + 1,
+      decide: () => [{ type: 'Placed', data: {}, id }],
+    }, { baseDelayMs: 1 });
+    assert.equal(r.alreadyDone, true, id);
+    assert.equal(r.version, 1);
+    assert.equal(await es.streamVersion(pool, s), 1);
+  }
+  await assert.rejects(
+    es.handleCommand(pool, 'upper-bad', { initialState: 0, evolve: (n) => n, decide: () => [{ type: 'T', data: {}, id: 'nope' }] }),
+    TypeError,
+  );
+});
+
+/* An attempt whose decision depends on the attempt number: 2 events, then 1. */
+const shrinking = {
+  initialState: 0,
+  evolve: (n) => n + 1,
+  decide: (n, { attempt }) => Array.from({ length: attempt === 1 ? 2 : 1 }, (_, i) => ({ type: `att${attempt}-${i}`, data: {} })),
+};
+
+test('an append still in flight that decided more: the retry waits for it and reports it done', async () => {
+  const s = 'in-flight-shrinking';
+  let slow = null;
+  const flaky = {
+    async query(config) {
+      if (slow === null && config.text.includes('append_events')) {
+        // Attempt 1 runs on the server and commits 300 ms later; the client
+        // hears of a lost connection now.
+        slow = await pool.connect();
+        await slow.query('BEGIN');
+        await slow.query(config);
+        setTimeout(() => slow.query('COMMIT').finally(() => slow.release()), 300);
+        throw new Error('Connection terminated unexpectedly');
+      }
+      return pool.query(config);
+    },
+  };
+  const r = await es.handleCommand(flaky, s, shrinking, { baseDelayMs: 1 });
+  const stored = await collect(es.readStream(pool, s));
+  assert.deepEqual(stored.map((e) => e.type), ['att1-0', 'att1-1']);
+  assert.equal(r.alreadyDone, true);
+  assert.equal(r.version, 2);
+  assert.deepEqual(r.events, []);
+});
+
+test('an earlier attempt that takes the lock after the wait: the retry reads on and reports it done', async () => {
+  const s = 'in-flight-late';
+  let first = null;
+  let slow = null;
+  const flaky = {
+    async query(config) {
+      if (first === null && config.text.includes('append_events')) {
+        // Attempt 1 has not reached the server yet when the client gives up.
+        first = config;
+        throw new Error('Connection terminated unexpectedly');
+      }
+      const res = await pool.query(config);
+      if (first !== null && slow === null && config.text.includes("'[]'")) {
+        // Attempt 1 arrives just after the retry's wait, takes the stream's
+        // lock and commits 300 ms later, while the retry reads and appends.
+        slow = await pool.connect();
+        await slow.query('BEGIN');
+        await slow.query(first);
+        setTimeout(() => slow.query('COMMIT').finally(() => slow.release()), 300);
+      }
+      return res;
+    },
+  };
+  const r = await es.handleCommand(flaky, s, shrinking, { baseDelayMs: 1 });
+  assert.ok(slow !== null, 'the retry waited for in-flight appends');
+  const stored = await collect(es.readStream(pool, s));
+  assert.deepEqual(stored.map((e) => e.type), ['att1-0', 'att1-1']);
+  assert.equal(r.alreadyDone, true);
+  assert.equal(r.version, 2);
+  assert.deepEqual(r.events, []);
 });

@@ -230,6 +230,78 @@ test('isTransient: conflicts, serialization failures and lost connections', () =
   assert.ok(!es.isTransient(new TypeError('bug')));
 });
 
+test('isTransient: the SQLSTATEs a retry can fix, lost connections; never a cancel', () => {
+  for (const code of ['VE001', '40001', '40P01', '55P03', '08000', '08003', '08006', '57P01', '57P02', '57P03']) {
+    assert.ok(es.isTransient(pgError(code, 'm')), code);
+    assert.ok(es.isTransient(es.mapError(pgError(code, 'm'))), `${code} mapped`);
+  }
+  for (const code of ['57014', 'VE002', '23505', '22023', '42501', '25P02', '55000', '53200', '53300', 'XX000']) {
+    assert.ok(!es.isTransient(pgError(code, 'm')), code);
+    assert.ok(!es.isTransient(es.mapError(pgError(code, 'm'))), `${code} mapped`);
+  }
+  assert.ok(es.isTransient(new Error('Connection terminated unexpectedly')));
+  for (const bug of [new TypeError('x'), new RangeError('x'), new SyntaxError('x'), new ReferenceError('x'), 'a string', null]) {
+    assert.ok(!es.isTransient(bug), String(bug));
+  }
+});
+
+test('handleCommand: what a database call throws is retried, what the application throws is not', async () => {
+  const calls = { reads: 0 };
+  // A database call that fails without a SQLSTATE (a lost connection) twice.
+  const flaky = {
+    query(config) {
+      if (config.text.includes('read_stream') && ++calls.reads <= 2) {
+        return Promise.reject(new Error('Connection terminated unexpectedly'));
+      }
+      return Promise.resolve({ rows: [] });
+    },
+  };
+  const r = await es.handleCommand(flaky, 's-1', { initialState: 0, evolve: (n) => n, decide: () => [] }, { baseDelayMs: 0 });
+  assert.equal(r.attempts, 3);
+  // The same error thrown by decide, or a custom isTransient that says yes to
+  // everything: decide's error still ends the command at once.
+  let decides = 0;
+  const err = new Error('Connection terminated unexpectedly');
+  await assert.rejects(es.handleCommand(recordingClient(), 's-1', {
+    initialState: 0, evolve: (n) => n, decide: () => { decides++; throw err; },
+  }, { baseDelayMs: 0, isTransient: () => true }), err);
+  assert.equal(decides, 1);
+  assert.equal(err.attempts, 1);
+  // A decision the client refuses (an event without a type) is no database
+  // call's error either.
+  decides = 0;
+  const refused = await es.handleCommand(recordingClient(), 's-1', {
+    initialState: 0, evolve: (n) => n, decide: () => { decides++; return [{ type: '', data: 1 }]; },
+  }, { baseDelayMs: 0, isTransient: () => true }).then(() => null, (e) => e);
+  assert.ok(refused instanceof TypeError, String(refused));
+  assert.equal(decides, 1);
+});
+
+test('numeric options are checked: counts are positive integers, delays finite', async () => {
+  const client = recordingClient();
+  const handlers = { initialState: 0, evolve: (n) => n, decide: () => [] };
+  const bad = [
+    { maxAttempts: Infinity }, { maxAttempts: 0 }, { maxAttempts: 1.5 }, { maxAttempts: NaN }, { maxAttempts: '3' },
+    { maxAttempts: 2 ** 53 },
+    { baseDelayMs: Infinity }, { baseDelayMs: -1 }, { baseDelayMs: NaN }, { baseDelayMs: '5' },
+    { maxDelayMs: Infinity }, { maxDelayMs: 2 ** 31 },
+    { pageSize: 1.5 }, { pageSize: Infinity }, { pageSize: 0 },
+    { isTransient: 'yes' }, { cache: {} },
+  ];
+  for (const options of bad) {
+    await assert.rejects(es.handleCommand(client, 's-1', handlers, options), TypeError, JSON.stringify(options));
+  }
+  assert.equal(client.queries.length, 0);
+  await es.handleCommand(client, 's-1', handlers, { maxAttempts: 1, baseDelayMs: 0, maxDelayMs: 0.5, pageSize: 2 });
+  const pool = { connect: () => new Promise(() => {}) };
+  for (const options of [
+    { pollIntervalMs: Infinity }, { pollIntervalMs: 0 }, { pollIntervalMs: NaN }, { pollIntervalMs: 2 ** 31 },
+    { retryDelayMs: Infinity }, { batchSize: 1.5 }, { batchSize: Infinity },
+  ]) {
+    assert.throws(() => es.subscribe(pool, { subscriber: 'p', handler: () => {}, ...options }), TypeError, JSON.stringify(options));
+  }
+});
+
 test('backoff has full jitter within an exponential cap', () => {
   for (let attempt = 1; attempt < 40; attempt++) {
     const d = backoffDelay(attempt, 5, 1000);
@@ -296,6 +368,10 @@ test('handleCommand recognises its own ids in any case: lost acknowledgement, VE
   function store(events, { loseFirstAnswer }) {
     return {
       async query(config) {
+        if (config.text.includes("append_events($1, -2, '[]')")) {
+          // The wait after an unknown outcome: nothing is in flight here.
+          return { rows: [{ version: String(events.length) }] };
+        }
         if (config.text.includes('append_events')) {
           const [e] = JSON.parse(config.values[2]);
           const id = (e.id || `0190f0e0-0000-7000-8000-${String(events.length + 1).padStart(12, '0')}`).toLowerCase();
