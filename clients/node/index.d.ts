@@ -94,7 +94,8 @@ export type NewEvent<E extends EventBody = EventBody> = E & {
   metadata?: Metadata | null;
   /**
    * A uuid, in any form PostgreSQL's uuid type accepts (sent in lower-case
-   * hyphenated form). Absent: the server assigns a version 7 uuid. Give one
+   * hyphenated form; anything else is a TypeError before any query).
+   * Absent: the server assigns a version 7 uuid. Give one
    * (newEventId()) so that a retry after a lost acknowledgement is
    * recognised as a repeat.
    */
@@ -277,12 +278,16 @@ export interface DecideContext {
 export interface CommandHandlers<State, E extends EventBody = EventBody> {
   /**
    * The state of a stream with no events, or a function returning a fresh
-   * one (called for each load that starts from nothing).
+   * one (called for each load that starts from nothing). A value that is
+   * not a function is copied with structuredClone for each load; one that
+   * a copy would change (an instance of a class, a function inside) is a
+   * TypeError: pass a function instead.
    */
   initialState: State | (() => State);
   /**
-   * Fold one event into the state; synchronous. With a cache, return a new
-   * state rather than changing the one given: cached states are shared.
+   * Fold one event into the state; synchronous. Return a new state rather
+   * than change the one given: cached states are shared between commands,
+   * and the state an attempt loaded is the next attempt's starting point.
    */
   evolve: (state: State, event: RecordedEvent<E>) => State;
   /**
@@ -313,10 +318,15 @@ export interface CacheEntry<State> {
   state: State;
 }
 
-/** What handleCommand needs of a cache: createStateCache() or your own. */
+/**
+ * What handleCommand needs of a cache: createStateCache() or your own.
+ * delete() drops an entry that is ahead of the stream (without it, the
+ * entry is set to undefined).
+ */
 export interface StateCacheLike<State> {
   get(streamId: string): CacheEntry<State> | undefined;
-  set(streamId: string, entry: CacheEntry<State>): void;
+  set(streamId: string, entry: CacheEntry<State> | undefined): void;
+  delete?(streamId: string): unknown;
 }
 
 /** An in-memory cache of stream states that drops the least recently used stream. */
@@ -338,23 +348,35 @@ export interface StateCacheOptions {
 export function createStateCache<State = any>(options?: StateCacheOptions): StateCache<State>;
 
 export interface HandleCommandOptions<State = any> {
-  /** Attempts in all, at least 1 (default 10). */
+  /** Attempts in all, a positive safe integer (default 10). */
   maxAttempts?: number;
-  /** Backoff base in ms (default 5): attempt n waits a random time up to min(maxDelayMs, baseDelayMs * 2^(n-1)). */
+  /**
+   * Backoff base in ms, finite, 0 to 2^31 - 1 (default 5): attempt n waits a
+   * random time up to min(maxDelayMs, baseDelayMs * 2^(n-1)).
+   */
   baseDelayMs?: number;
-  /** Backoff cap in ms (default 1000). */
+  /** Backoff cap in ms, finite, 0 to 2^31 - 1 (default 1000). */
   maxDelayMs?: number;
-  /** Events per query when loading the stream (default 500). */
+  /** Events per query when loading the stream, a positive safe integer (default 500). */
   pageSize?: number;
-  /** Load from the cached state and version, and store each state loaded. */
+  /**
+   * Load from the cached state and version, and store each state loaded
+   * outside any transaction: through a pg.Pool, or a pg.Client or
+   * PoolClient not in a transaction. Reads through anything else, or inside
+   * a transaction (which may still roll back), are not stored. A conflict
+   * whose actual version is below the cached one drops the entry, and the
+   * command reads the stream from the start.
+   */
   cache?: StateCacheLike<State>;
   /** Passed to appendToStream: NOTIFY on channel event_store when the append commits. */
   notify?: boolean;
   /** Use named prepared statements for the reads and the append (direct connections only). */
   prepare?: boolean;
   /**
-   * Which errors of the store to retry (default: the exported isTransient).
-   * What initialState, evolve or decide throws is never retried.
+   * Which errors of handleCommand's database calls to retry (default: the
+   * exported isTransient). It is asked about nothing else: what
+   * initialState, evolve or decide throws, and a decision the client
+   * refuses (a TypeError), are never retried.
    */
   isTransient?: (err: unknown) => boolean;
 }
@@ -392,12 +414,25 @@ export interface CommandResult<State, E extends EventBody = EventBody> {
 
 /**
  * Run a command against one stream: load the state (from the cache if
- * given), decide, append expecting the version loaded; on a transient error
- * (see isTransient) wait with jittered backoff and do it all again, up to
- * maxAttempts. A version conflict is therefore decided again on the new
- * state. What initialState, evolve or decide throws ends the command at
- * once (throwing from decide refuses it). The error that ends the command
- * is thrown with `attempts` set on it.
+ * given), decide, append expecting the version loaded; when a database call
+ * fails with a transient error (see isTransient) wait with jittered backoff
+ * and do it all again, up to maxAttempts. A version conflict is therefore
+ * decided again on the new state. What initialState, evolve or decide
+ * throws ends the command at once (throwing from decide refuses it). The
+ * error that ends the command is thrown with `attempts` set on it.
+ *
+ * After an append whose outcome is unknown (the connection failed), the
+ * next attempt first waits for any append of the stream still in flight,
+ * then reloads, so that it finds the earlier attempt's events if they were
+ * stored, and reports the command alreadyDone.
+ *
+ * On a pg.Client or PoolClient inside a transaction of the caller's, each
+ * append runs in a savepoint (rolled back when it fails, released when it
+ * succeeds), so a conflict leaves the transaction usable and is retried in
+ * it; a failed read, or a lost connection, ends the command at once. Under
+ * REPEATABLE READ or SERIALIZABLE a conflict also ends it at once: the
+ * transaction's snapshot cannot see what a retry would need, so retry the
+ * whole transaction. Nothing read inside the transaction is cached.
  */
 export function handleCommand<State, E extends EventBody = EventBody>(
   client: Queryable,
@@ -407,12 +442,13 @@ export function handleCommand<State, E extends EventBody = EventBody>(
 ): Promise<CommandResult<State, E>>;
 
 /**
- * Whether a failed attempt may be tried again: a WrongExpectedVersionError,
- * SQLSTATE 40001 or 40P01, a lost connection (SQLSTATE class 08, 57P01 to
- * 57P03), or an Error without a SQLSTATE (the outcome is unknown), except a
- * TypeError, RangeError, SyntaxError or ReferenceError. Anything else is
- * not: other SQLSTATEs (VE002, 22023, 57014, ...) and values that are not
- * Errors.
+ * Whether an attempt whose database call failed may be tried again: a
+ * WrongExpectedVersionError (VE001), SQLSTATE 40001 or 40P01, 55P03
+ * (lock_timeout), a lost connection (SQLSTATE class 08, 57P01 to 57P03), or
+ * an Error without a SQLSTATE (the outcome is unknown), except a TypeError,
+ * RangeError, SyntaxError or ReferenceError. Anything else is not: 57014 (a
+ * cancel or statement_timeout is a request to stop), other SQLSTATEs
+ * (VE002, 22023, 23505, ...) and values that are not Errors.
  */
 export function isTransient(err: unknown): boolean;
 
@@ -438,14 +474,18 @@ export interface SubscribeOptions<E extends EventBody = EventBody> {
   category?: string | null;
   /** Only with a category (a TypeError otherwise): read only this member's share of it. */
   consumerGroup?: ConsumerGroup | null;
-  /** Events per batch, a positive integer (default 500). */
+  /** Events per batch, a positive safe integer (default 500). */
   batchSize?: number;
-  /** How long to wait after a short batch, in ms (default 1000). */
+  /**
+   * How long to wait after a short batch, or when another runner of the
+   * subscriber holds its lock, in ms, above 0 and at most 2^31 - 1
+   * (default 1000).
+   */
   pollIntervalMs?: number;
   /**
    * The wait after a failed batch (doubling per failure in a row, up to 64
    * times, at most 60 s) and before reconnecting the LISTEN connection, in
-   * ms (default 1000).
+   * ms, above 0 and at most 2^31 - 1 (default 1000).
    */
   retryDelayMs?: number;
   /**
@@ -478,8 +518,10 @@ export interface Subscription {
 /**
  * Start a projection runner that applies the global log (or one category)
  * to a read model exactly once. Each batch is one transaction on one
- * connection from the pool: lock the subscriber, read after its checkpoint,
- * handler(client, events), save the checkpoint, commit.
+ * connection from the pool: try the subscriber's lock, read after its
+ * checkpoint, handler(client, events), save the checkpoint, commit. When
+ * another runner holds the lock, the runner ends the transaction and waits
+ * pollIntervalMs instead of queueing for the lock.
  */
 export function subscribe<E extends EventBody = EventBody>(
   pool: Pool,
