@@ -74,13 +74,6 @@ function newEventId() {
   );
 }
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/* Whether a string is a uuid in its canonical hyphenated form. */
-function isUuid(value) {
-  return typeof value === 'string' && UUID_RE.test(value);
-}
-
 // The input forms PostgreSQL's uuid type accepts: 32 hex digits in any
 // case, a hyphen allowed after any group of four, the whole optionally in
 // braces.
@@ -100,4 +93,4 @@ function normalizeUuid(value) {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-module.exports = { newEventId, isUuid, normalizeUuid };
+module.exports = { newEventId, normalizeUuid };
