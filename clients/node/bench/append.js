@@ -11,12 +11,17 @@
  *   client:   appendToStream(client, stream, version, [{type, data}]), its
  *             default: an unnamed statement, which works through pgbouncer
  *   prepared: the same with {prepare: true}, a named statement
+ *   poolSame, poolClient: "same" and "client" through a pg.Pool of as many
+ *             connections (pool.query against appendToStream(pool, ...))
  *
  * Every method uses the same connections, each writing its own stream at
  * exact expected versions. Runs are interleaved, in an order that rotates
  * every round, so that drift in the machine's speed hits each method alike.
  * Prints events/s per run, the medians, and how much more the client costs
- * per append (the median of each round's ratio to bare pg).
+ * per append (the median of each round's ratio to bare pg). Then the paired
+ * measure (see paired()), which is the fairer one on a busy machine: the
+ * same statement by hand and through appendToStream, alternating call by
+ * call on each connection, on a pg.Client and on a pg.Pool.
  *
  * Usage: node bench/append.js [events per run] [connections] [rounds]
  * Connection from PGHOST, PGPORT, PGUSER; a database is created and dropped.
@@ -97,6 +102,26 @@ const methods = {
     }
   },
 };
+// Through a pg.Pool of the same size, as applications call it: the same
+// statement with pool.query, and appendToStream(pool, ...).
+let pool;
+const clients = [];
+methods.poolSame = async (client, stream, count) => {
+  let version = 0;
+  for (let i = 0; i < count; i++) {
+    const res = await pool.query({
+      text: 'SELECT event_store.append_events($1, $2, $3::jsonb) AS version',
+      values: [stream, String(version), JSON.stringify([{ type: 'ItemAdded', data: payload(i) }])],
+    });
+    version = Number(res.rows[0].version);
+  }
+};
+methods.poolClient = async (client, stream, count) => {
+  let version = 0;
+  for (let i = 0; i < count; i++) {
+    version = await appendToStream(pool, stream, version, [{ type: 'ItemAdded', data: payload(i) }]);
+  }
+};
 const NAMES = Object.keys(methods);
 
 /* One run: N events over the connections; returns events per second. */
@@ -108,6 +133,40 @@ async function runOnce(clients, method, round) {
   return (per * clients.length) / seconds;
 }
 
+/*
+ * The paired measure: every connection alternates, call by call, between
+ * the statement written by hand (bare pg) and appendToStream, each on a
+ * stream of its own, and times every call. Both methods then run under the
+ * same load at the same moments, which the machine's drift cannot bias.
+ * Returns the mean microseconds per append of each.
+ */
+async function paired(target, count, tag) {
+  const sums = { bare: 0n, client: 0n };
+  const sql = 'SELECT event_store.append_events($1, $2, $3::jsonb) AS version';
+  await Promise.all(clients.map(async (c, k) => {
+    const on = target === 'pool' ? pool : c;
+    const streams = { bare: `pair-${tag}-bare-${k}`, client: `pair-${tag}-client-${k}` };
+    const versions = { bare: 0, client: 0 };
+    for (let i = 0; i < 2 * count; i++) {
+      const m = (i + k) % 2 === 0 ? 'bare' : 'client';
+      const data = payload(i);
+      const t0 = process.hrtime.bigint();
+      if (m === 'bare') {
+        const res = await on.query({
+          text: sql,
+          values: [streams.bare, String(versions.bare), JSON.stringify([{ type: 'ItemAdded', data }])],
+        });
+        versions.bare = Number(res.rows[0].version);
+      } else {
+        versions.client = await appendToStream(on, streams.client, versions.client, [{ type: 'ItemAdded', data }]);
+      }
+      sums[m] += process.hrtime.bigint() - t0;
+    }
+  }));
+  const n = count * clients.length;
+  return { bare: Number(sums.bare) / 1e3 / n, client: Number(sums.client) / 1e3 / n };
+}
+
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -117,7 +176,6 @@ function median(xs) {
 async function main() {
   const database = `es_bench_${crypto.randomBytes(4).toString('hex')}`;
   await admin(`CREATE DATABASE ${database}`);
-  const clients = [];
   try {
     for (let i = 0; i < CONNECTIONS; i++) {
       const c = new pg.Client({ ...base, ...session, database });
@@ -125,6 +183,10 @@ async function main() {
       clients.push(c);
     }
     await clients[0].query('CREATE EXTENSION event_store');
+    pool = new pg.Pool({ ...base, ...session, database, max: CONNECTIONS });
+    // pool.end() resolves before its connections have closed; the DROP
+    // DATABASE ... WITH (FORCE) at the end may then end one.
+    pool.on('error', () => {});
     const sync = (await clients[0].query('SHOW synchronous_commit')).rows[0].synchronous_commit;
     console.log(`${N} single-event appends per run, ${CONNECTIONS} connections, ${ROUNDS} rounds, ` +
       `synchronous_commit ${sync}`);
@@ -157,7 +219,23 @@ async function main() {
     const own = median(results.client.map((x, r) => x / results.same[r]));
     console.log(`appendToStream against the same SQL through bare pg: ratio ${own.toFixed(3)}, ` +
       `costs ${((1 / own - 1) * 100).toFixed(1)}% more per append`);
+    for (const target of ['client', 'pool']) {
+      await paired(target, 200, `w${target}`);
+      const runs = [];
+      for (let r = 0; r < ROUNDS; r++) runs.push(await paired(target, Math.floor(N / CONNECTIONS / 2), `${target}${r}`));
+      const bare = median(runs.map((x) => x.bare));
+      const cl = median(runs.map((x) => x.client));
+      const ratio = median(runs.map((x) => x.client / x.bare));
+      console.log(`paired, through a pg.${target === 'pool' ? 'Pool' : 'Client'}: bare pg ${bare.toFixed(1)} us, ` +
+        `appendToStream ${cl.toFixed(1)} us per append (medians of ${ROUNDS}); appendToStream costs ` +
+        `${((ratio - 1) * 100).toFixed(1)}% more per append`);
+    }
+    const ownPool = median(results.poolClient.map((x, r) => x / results.poolSame[r]));
+    console.log(`through a pg.Pool: pool.query ${median(results.poolSame).toFixed(0)} events/s, ` +
+      `appendToStream(pool) ${median(results.poolClient).toFixed(0)} events/s (medians); ` +
+      `ratio ${ownPool.toFixed(3)}, costs ${((1 / ownPool - 1) * 100).toFixed(1)}% more per append`);
   } finally {
+    if (pool) await pool.end();
     await Promise.all(clients.map((c) => c.end()));
     await admin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
   }
