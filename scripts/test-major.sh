@@ -67,7 +67,8 @@ run_clients() {
 	local how=$1 out rc ok bad
 	es_log "running the Node client's tests on PostgreSQL $PG_MAJOR ($how)"
 	rc=0
-	out=$(cd "$ES_ROOT/clients/node" && node --test test/*.test.js 2>&1) || rc=$?
+	out=$(cd "$ES_ROOT/clients/node" &&
+		node --test --test-reporter=tap test/*.test.js 2>&1) || rc=$?
 	echo "$out"
 	# Top-level results only; subtests are indented.  pytest -rA ends with
 	# one "PASSED tests/..." or "FAILED tests/..." line per test.
@@ -75,6 +76,9 @@ run_clients() {
 	bad=$(grep -cE '^not ok [0-9]+ ' <<<"$out" || true)
 	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
 		echo "not ok - node client ($how): the test runner failed"
+		bad=1
+	elif [ $((ok + bad)) -eq 0 ]; then
+		echo "not ok - node client ($how): no test result found in the output"
 		bad=1
 	fi
 	passed=$((passed + ok))
@@ -89,6 +93,9 @@ run_clients() {
 	bad=$(grep -cE '^(FAILED|ERROR) tests/' <<<"$out" || true)
 	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
 		echo "not ok - python client ($how): pytest failed"
+		bad=1
+	elif [ $((ok + bad)) -eq 0 ]; then
+		echo "not ok - python client ($how): no test result found in the output"
 		bad=1
 	fi
 	passed=$((passed + ok))
