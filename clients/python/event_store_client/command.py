@@ -113,6 +113,11 @@ class StateCache:
         with self._lock:
             return self._items.pop(stream_id, default)
 
+    def clear(self) -> None:
+        """Drop every entry (after restoring the store from an older backup, say)."""
+        with self._lock:
+            self._items.clear()
+
     def __len__(self) -> int:
         return len(self._items)
 

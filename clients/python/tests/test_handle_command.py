@@ -254,6 +254,14 @@ def test_state_cache_reads_only_what_is_new(conn, stream):
     assert folded == [1, 2, 3, 4]
     assert [e.data["value"] for e in es.read_stream(conn, sid)] == [1, 2, 3, 4, 5]
 
+    # clear() drops every entry: the next command folds the whole stream.
+    cache.clear()
+    assert len(cache) == 0 and cache.get(sid) is None
+    result = es.handle_command(conn, sid, Counter_(), counting_evolve, increment("me"),
+                               cache=cache, sleep=no_sleep)
+    assert result.version == 6
+    assert folded == [1, 2, 3, 4, 1, 2, 3, 4, 5]
+
 
 def test_non_autocommit_connection_commits_each_attempt(db, stream):
     sid = stream("counter")
