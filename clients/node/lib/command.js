@@ -21,6 +21,8 @@
  * may still roll back.
  */
 
+const crypto = require('crypto');
+const pg = require('pg');
 const {
   readStream,
   readStreamPage,
@@ -29,6 +31,8 @@ const {
   run,
   isPool,
   checkName,
+  connectionSurvives,
+  isQueryTimeout,
 } = require('./store');
 const {
   WrongExpectedVersionError,
@@ -44,9 +48,10 @@ const RETRYABLE_SQLSTATES = new Set(['VE001', '40001', '40P01', '55P03', '57P01'
 // An empty batch with no check: it takes the stream's lock, so it waits for
 // an append of the stream still in flight, and returns the current version.
 const WAIT_SQL = "SELECT event_store.append_events($1, -2, '[]') AS version";
-const SAVEPOINT_SQL = 'SAVEPOINT event_store_command';
-const RELEASE_SQL = 'RELEASE SAVEPOINT event_store_command';
-const ROLLBACK_TO_SQL = 'ROLLBACK TO SAVEPOINT event_store_command';
+// The savepoint's name takes a random suffix per command, so that it is
+// not taken for a savepoint of the caller's (ROLLBACK TO and RELEASE name
+// the most recent savepoint of that name).
+const SAVEPOINT_PREFIX = 'event_store_command_';
 
 // setTimeout's longest delay; a longer one fires at once.
 const MAX_DELAY_MS = 2 ** 31 - 1;
@@ -71,7 +76,8 @@ function sqlState(err) {
  *   no SQLSTATE     the connection failed: the outcome is unknown (the
  *                   next attempt finds out whether the append was stored)
  *
- * Nothing else: not 57014 (a cancel or statement_timeout is a request to
+ * Nothing else: not pg's client-side timeout (query_timeout: the caller's
+ * deadline), not 57014 (a cancel or statement_timeout is a request to
  * stop), not VE002 (handleCommand reports the command done), not any other
  * SQLSTATE, and not a TypeError, RangeError, SyntaxError or ReferenceError
  * (a bug, not a connection). handleCommand asks only about errors of its
@@ -79,6 +85,8 @@ function sqlState(err) {
  */
 function isTransient(err) {
   if (err instanceof WrongExpectedVersionError) return true;
+  // The caller's deadline (pg's query_timeout) has passed.
+  if (isQueryTimeout(err)) return false;
   const code = sqlState(err);
   if (code !== undefined) return RETRYABLE_SQLSTATES.has(code) || code.startsWith('08');
   if (err instanceof TypeError || err instanceof RangeError ||
@@ -93,6 +101,7 @@ function isTransient(err) {
  * the same: the connection failed, so the client never heard the outcome.
  */
 function outcomeUnknown(err) {
+  if (isQueryTimeout(err)) return err.outcomeUnknown !== false;
   const code = sqlState(err);
   return code === undefined || code.startsWith('08') ||
     code === '57P01' || code === '57P02' || code === '57P03';
@@ -129,6 +138,26 @@ async function dbCall(append, call) {
 function transactionStatus(db) {
   const status = typeof db.getTransactionStatus === 'function' ? db.getTransactionStatus() : db._txStatus;
   return status === 'I' || status === 'T' || status === 'E' ? status : undefined;
+}
+
+/*
+ * Whether db is one connection of pg's (a pg.Client or PoolClient, of this
+ * or another copy of pg) rather than a pool or another object with query():
+ * once its connection is lost, every later query on it fails at once.
+ */
+function isConnection(db) {
+  return db instanceof pg.Client ||
+    (typeof db.connect === 'function' && 'processID' in db && typeof db.on === 'function');
+}
+
+/*
+ * Whether the connection a query failed on is still usable: the error is a
+ * server ERROR (a typed error keeps pg's as cause), not a FATAL, a lost
+ * connection or a client-side timeout.
+ */
+function sessionSurvives(err) {
+  if (connectionSurvives(err)) return true;
+  return err !== null && typeof err === 'object' && !isQueryTimeout(err) && connectionSurvives(err.cause);
 }
 
 /* A delay with full jitter: uniform in [0, min(max, base * 2^(attempt - 1))]. */
@@ -258,12 +287,18 @@ function next(version) {
  * Returns { version, events, attempts, alreadyDone, state }. What
  * initialState, evolve or decide throw ends the command at once; an error
  * of a database call is retried while isTransient says so and attempts
- * remain. The error thrown carries `attempts`.
+ * remain. The error thrown carries `attempts`, and `outcomeUnknown: true`
+ * when the last append may have been stored all the same. Never retried: a
+ * client-side timeout (pg's query_timeout; the statement is cancelled
+ * first, see store.js settleTimeout), and a lost connection of a pg.Client
+ * or PoolClient, whose later queries would all fail at once.
  *
  * Inside the caller's transaction (a Client whose transaction status is
- * 'T'), each append runs in a savepoint, rolled back when it fails, and a
- * failed read or a lost connection ends the command at once (the
- * transaction is aborted or gone). Under REPEATABLE READ or SERIALIZABLE a
+ * 'T'), each append runs in a savepoint of its own name, rolled back and
+ * released when it fails, and a failed read or a lost connection ends the
+ * command at once (the transaction is aborted or gone); an error after
+ * which the client could not roll back to its savepoint carries
+ * `rollbackRequired: true`. Under REPEATABLE READ or SERIALIZABLE a
  * conflict ends it at once as well: the transaction's snapshot cannot see
  * the events a retry would need. The state cache is written only from reads
  * made outside any transaction: through a pg.Pool, or a Client whose status
@@ -292,13 +327,28 @@ async function handleCommand(db, streamId, handlers, options = {}) {
   const initial = initialStateFactory(initialState);
 
   const pooled = isPool(db);
-  const callerTransaction = !pooled && transactionStatus(db) === 'T';
+  // A connection of pg's is not retried on once it is lost.
+  const single = !pooled && isConnection(db);
+  let callerTransaction = false;
   let snapshotBound = false;
-  if (callerTransaction) {
-    const res = await run(db, 'SHOW transaction_isolation', [], {});
+  const status = pooled ? 'I' : transactionStatus(db);
+  if (status === 'T' || status === 'E') {
+    // pg reports a query's error before the ReadyForQuery that follows it
+    // (through pgbouncer it can arrive later), so right after a caught
+    // error the status may still read 'T' for a transaction that has failed
+    // or ended. It is up to date once this query has been answered.
+    let res;
+    try {
+      res = await run(db, 'SHOW transaction_isolation', [], {});
+    } catch (err) {
+      if (err !== null && typeof err === 'object') err.attempts = 1;
+      throw err;
+    }
+    callerTransaction = transactionStatus(db) === 'T';
     const level = res.rows[0].transaction_isolation;
     snapshotBound = level === 'repeatable read' || level === 'serializable';
   }
+  const savepoint = callerTransaction ? SAVEPOINT_PREFIX + crypto.randomBytes(8).toString('hex') : undefined;
   /* Whether what db reads now is committed data, fit for the cache. */
   const autocommit = () => pooled || transactionStatus(db) === 'I';
 
@@ -369,13 +419,13 @@ async function handleCommand(db, streamId, handlers, options = {}) {
       for (const e of batch) sent.add(e.id);
 
       if (callerTransaction) {
-        await dbCall(false, () => run(db, SAVEPOINT_SQL, [], {}));
+        await dbCall(false, () => run(db, `SAVEPOINT ${savepoint}`, [], {}));
         inSavepoint = true;
       }
       const newVersion = await dbCall(true, () => sendAppend(db, params, appendOptions));
       if (inSavepoint) {
         inSavepoint = false;
-        await dbCall(false, () => run(db, RELEASE_SQL, [], {}));
+        await dbCall(false, () => run(db, `RELEASE SAVEPOINT ${savepoint}`, [], {}));
       }
 
       if (unsure) {
@@ -405,9 +455,14 @@ async function handleCommand(db, streamId, handlers, options = {}) {
       // Inside the caller's transaction, an error outside the savepoint
       // leaves it aborted (or gone): nothing more can run in it.
       let recovered = !callerTransaction;
-      if (inSavepoint) {
+      // A timed-out append that was not seen to end may still be running:
+      // a ROLLBACK TO would queue behind it, and it might still store.
+      if (inSavepoint && !(isQueryTimeout(err) && err.outcomeUnknown !== false)) {
         try {
-          await run(db, ROLLBACK_TO_SQL, [], {});
+          // ROLLBACK TO keeps the savepoint: release it too, so that no
+          // attempt leaves one behind in the caller's transaction.
+          await run(db, `ROLLBACK TO SAVEPOINT ${savepoint}`, [], {});
+          await run(db, `RELEASE SAVEPOINT ${savepoint}`, [], {});
           recovered = true;
         } catch (_) {
           recovered = false;
@@ -424,18 +479,33 @@ async function handleCommand(db, streamId, handlers, options = {}) {
         }
       }
       if (caught.append && outcomeUnknown(err)) unsure = true;
+      // The caller's transaction may hold an append the command reports
+      // failed: only a rollback of the whole transaction undoes it.
+      if (callerTransaction && !recovered && err !== null && typeof err === 'object') {
+        err.rollbackRequired = true;
+        err.message += ' (the caller\'s transaction must be rolled back: the client could not roll back to its savepoint)';
+      }
       if (err instanceof WrongExpectedVersionError && known !== undefined &&
           (typeof err.actual === 'number' || typeof err.actual === 'bigint') && err.actual < known.version) {
-        // The stream is behind the state this command started from: a
-        // cached state that was never committed, or a stream restored from
-        // an older backup. Read it again from the start.
+        // The stream is behind the state this command started from (a
+        // cached state that was never committed, or one kept from before a
+        // restore of an older backup): read it again from the start. Only
+        // a conflicting append finds this out; after a restore the caches
+        // are to be cleared.
         if (cache) forget(cache, streamId, err.actual);
         known = undefined;
       }
-      const retry = attempt < maxAttempts && transient(err) &&
+      // Not retried whatever isTransient says: a client-side timeout (the
+      // caller's deadline), and a lost connection of a pg Client (every
+      // later query on it fails at once; a pool would take a new one).
+      const retry = attempt < maxAttempts && !isQueryTimeout(err) &&
+        !(single && !sessionSurvives(err)) && transient(err) &&
         (!callerTransaction || (recovered && !snapshotBound && !outcomeUnknown(err)));
       if (!retry) {
-        if (err !== null && typeof err === 'object') err.attempts = attempt;
+        if (err !== null && typeof err === 'object') {
+          err.attempts = attempt;
+          if (caught.append && outcomeUnknown(err)) err.outcomeUnknown = true;
+        }
         throw err;
       }
       lastError = err;

@@ -16,7 +16,7 @@
 
 const pg = require('pg');
 const { fromInt8, toInt8Param, describe } = require('./numbers');
-const { mapError } = require('./errors');
+const { mapError, hasSqlState } = require('./errors');
 const { normalizeUuid } = require('./uuid');
 
 /* Expected version: append without a check. */
@@ -82,9 +82,11 @@ function connectionSurvives(err) {
 
 /*
  * Run one query on a connection checked out of a pool. It goes back to the
- * pool after a server ERROR, and is closed only when the connection failed.
+ * pool after a server ERROR, and after a client-side timeout whose
+ * statement was seen to end (see settleTimeout); it is closed only when the
+ * connection failed or the timed-out statement may still be running.
  */
-async function queryOnPool(pool, config) {
+async function queryOnPool(pool, config, context) {
   const client = await pool.connect();
   // The pool listens for errors only on idle connections; without a
   // listener, a connection lost now would be an uncaught 'error' event.
@@ -93,28 +95,137 @@ async function queryOnPool(pool, config) {
     lost = err;
   };
   client.on('error', onError);
-  let failure = null;
+  let broken = null;
   try {
     return await client.query(config);
   } catch (err) {
-    failure = err;
-    throw err;
+    if (isQueryTimeout(err) && !lost) {
+      const outcome = await settleTimeout(client, config, err);
+      if (outcome.ended && outcome.error === undefined) return outcome.result;
+      if (!outcome.ended) broken = err;
+      throw timeoutError(err, outcome, context);
+    }
+    if (!connectionSurvives(err)) broken = err;
+    throw mapError(err, context);
   } finally {
     client.removeListener('error', onError);
-    const broken = lost || (failure && !connectionSurvives(failure) ? failure : null);
-    client.release(broken || undefined);
+    client.release(lost || broken || undefined);
   }
 }
 
 /*
+ * Whether an error is pg's client-side timeout (query_timeout): pg stopped
+ * waiting, but the statement was sent and the server may still be running
+ * it. pg gives this error no code, only its message.
+ */
+function isQueryTimeout(err) {
+  return err instanceof Error && err.message === 'Query read timeout' && !hasSqlState(err);
+}
+
+// The shortest wait for a cancelled statement to end.
+const CANCEL_WAIT_MS = 1000;
+
+/*
+ * After a client-side timeout: ask the server to cancel the statement and
+ * wait for it to end, so that nothing keeps running past the caller's
+ * deadline (holding a stream's lock, or committing later an append the
+ * caller was told failed). Returns { ended, error, result }: ended is true
+ * when the statement was seen to end, with the server error that ended it
+ * (57014 when the cancel stopped it) or, when it finished before the
+ * cancel arrived, its result; or when it was never sent (pg drops a query
+ * that times out in its queue), with the timeout as error. ended is false
+ * when the end was not seen: the statement may still run, and commit.
+ *
+ * This needs pg's Client: the query still in progress (pg keeps it as the
+ * active query after a timeout, and drops its answer) and the key the
+ * server gave for cancel requests. The wait lasts up to the connection's
+ * query_timeout again, and at least CANCEL_WAIT_MS.
+ */
+async function settleTimeout(client, config, timeoutErr) {
+  const same = (q) => q != null && q.text === config.text && q.values === config.values;
+  const active = typeof client._getActiveQuery === 'function' ? client._getActiveQuery() : client._activeQuery;
+  if (!same(active)) {
+    const queue = client._queryQueue;
+    if (Array.isArray(queue) && !queue.some(same) && active !== undefined) {
+      // Not in progress and no longer queued: pg dropped it unsent.
+      return { ended: true, error: timeoutErr };
+    }
+    return { ended: false };
+  }
+  if (typeof client.processID !== 'number' || client.secretKey === null || client.secretKey === undefined) {
+    return { ended: false };
+  }
+  const ended = new Promise((resolve) => {
+    // pg calls this with the server's error, or with the result at
+    // ReadyForQuery; either way the statement is over.
+    active.callback = (error, result) => resolve({ ended: true, error: error || undefined, result });
+  });
+  const params = client.connectionParameters || {};
+  const waitMs = Math.max(CANCEL_WAIT_MS, Number(params.query_timeout) || 0);
+  let timer;
+  const gaveUp = new Promise((resolve) => {
+    timer = setTimeout(() => resolve({ ended: false }), waitMs);
+  });
+  sendCancel(client.host || params.host, client.port || params.port, client.processID, client.secretKey);
+  const outcome = await Promise.race([ended, gaveUp]);
+  clearTimeout(timer);
+  if (!outcome.ended) active.callback = () => {};
+  return outcome;
+}
+
+/*
+ * Send a cancel request for a backend (through pgbouncer: for the server
+ * connection it has linked to this client) on a connection of its own.
+ * Nothing here waits for it: the statement's end is what confirms it.
+ */
+function sendCancel(host, port, processID, secretKey) {
+  const con = new pg.Connection();
+  // The server closes the connection once it has read the request.
+  const timer = setTimeout(() => con.stream.destroy(), 10000);
+  timer.unref();
+  con.on('error', () => {});
+  con.on('end', () => clearTimeout(timer));
+  con.once('connect', () => con.cancel(processID, secretKey));
+  try {
+    if (typeof host === 'string' && host.startsWith('/')) con.connect(`${host}/.s.PGSQL.${port}`);
+    else con.connect(port, host);
+  } catch (_) {
+    clearTimeout(timer);
+  }
+}
+
+/*
+ * The error a timed-out query throws once settleTimeout has run: pg's
+ * timeout error, with outcomeUnknown (true unless the statement was seen
+ * to end) and, when a server error ended it, that error, mapped, as cause
+ * (57014 for the cancel).
+ */
+function timeoutError(err, outcome, context) {
+  err.outcomeUnknown = !outcome.ended;
+  if (outcome.ended && outcome.error !== undefined && outcome.error !== err) {
+    err.cause = mapError(outcome.error, context);
+  }
+  return err;
+}
+
+/*
  * Run a query, mapping a server error to a typed error. With a name, the
- * statement is prepared once per connection (pg remembers which).
+ * statement is prepared once per connection (pg remembers which). After a
+ * client-side timeout (query_timeout) the statement is cancelled first
+ * (settleTimeout); if it finished before the cancel arrived, its result is
+ * returned.
  */
 async function run(client, text, values, context, name) {
   const config = name ? { name, text, values } : { text, values };
+  if (isPool(client)) return queryOnPool(client, config, context);
   try {
-    return await (isPool(client) ? queryOnPool(client, config) : client.query(config));
+    return await client.query(config);
   } catch (err) {
+    if (isQueryTimeout(err)) {
+      const outcome = await settleTimeout(client, config, err);
+      if (outcome.ended && outcome.error === undefined) return outcome.result;
+      throw timeoutError(err, outcome, context);
+    }
     throw mapError(err, context);
   }
 }
@@ -349,6 +460,7 @@ module.exports = {
   run,
   isPool,
   connectionSurvives,
+  isQueryTimeout,
   isWellFormed,
   checkName,
   groupParams,

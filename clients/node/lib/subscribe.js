@@ -119,7 +119,16 @@ function subscribe(pool, options = {}) {
   async function runBatch() {
     woken = false;
     const client = await pool.connect();
-    let broken = false;
+    // pg-pool listens for errors only on idle connections. A connection
+    // lost while the batch holds it (the handler may be awaiting something
+    // else) would otherwise be an uncaught 'error' event; it fails the
+    // batch instead.
+    let lost = null;
+    const onLost = (err) => {
+      lost = err;
+    };
+    client.on('error', onLost);
+    let broken = null;
     try {
       await client.query('BEGIN');
       const lock = await client.query({ text: LOCK_SQL, values: [subscriber] });
@@ -138,14 +147,23 @@ function subscribe(pool, options = {}) {
       if (events.length > 0) handle.position = events[events.length - 1].globalPosition;
       return events.length;
     } catch (err) {
-      try {
-        await client.query('ROLLBACK');
-      } catch (_) {
-        broken = true;
+      // Once the connection is lost, report that error rather than the
+      // "not queryable" of the queries that followed it.
+      const failure = lost || err;
+      if (lost) {
+        broken = lost;
+      } else {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackErr) {
+          broken = rollbackErr;
+        }
+        if (lost) broken = lost;
       }
-      throw mapError(err, {});
+      throw mapError(failure, {});
     } finally {
-      client.release(broken);
+      client.removeListener('error', onLost);
+      client.release(lost || broken || undefined);
     }
   }
 

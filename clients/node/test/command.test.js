@@ -191,7 +191,7 @@ test('an append still in flight when its answer is lost: the retry waits for it,
   await es.handleCommand(pool, s, counter);
   let slow = null;
   // The first append runs in a transaction that commits 300 ms later; the
-  // client gives up at once (as on a client-side timeout). The retry first
+  // client hears of a lost connection at once. The retry first
   // waits for the stream's lock, so it reloads after the commit and finds
   // its own ids stored.
   const flaky = {
@@ -201,7 +201,7 @@ test('an append still in flight when its answer is lost: the retry waits for it,
         await slow.query('BEGIN');
         await slow.query(config);
         setTimeout(() => slow.query('COMMIT').finally(() => slow.release()), 300);
-        throw new Error('Query read timeout');
+        throw new Error('Connection terminated unexpectedly');
       }
       return pool.query(config);
     },
@@ -566,4 +566,183 @@ test('an earlier attempt that takes the lock after the wait: the retry reads on 
   assert.equal(r.alreadyDone, true);
   assert.equal(r.version, 2);
   assert.deepEqual(r.events, []);
+});
+
+/* Hold a stream's lock in an open transaction; returns the holding client. */
+async function holdStreamLock(s) {
+  const holder = new pg.Client(db.directConfig);
+  await holder.connect();
+  await holder.query('BEGIN');
+  await es.appendToStream(holder, s, es.ANY, []);
+  return holder;
+}
+
+/* The backends of this database waiting for a lock, besides those given. */
+async function lockWaiters() {
+  const res = await pool.query(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+  return res.rows[0].n;
+}
+
+test('a client-side timeout is not retried: the statement is cancelled and nothing is stored', async () => {
+  const s = 'query-timeout-pool';
+  await es.appendToStream(pool, s, es.NO_STREAM, [{ type: 'A', data: {} }]);
+  const timed = db.pool({ max: 2, query_timeout: 200 });
+  const holder = await holdStreamLock(s);
+  let err;
+  try {
+    err = await es.handleCommand(timed, s, {
+      initialState: 0, evolve: (n) => n + 1, decide: () => [{ type: 'Mine', data: {} }],
+    }, { baseDelayMs: 1 }).then(() => null, (e) => e);
+    assert.ok(err instanceof Error, 'the command fails');
+    assert.equal(err.message, 'Query read timeout');
+    assert.equal(err.attempts, 1, 'not retried');
+    assert.equal(err.outcomeUnknown, false, 'the cancel was seen to end the append');
+    assert.equal(err.cause && err.cause.code, '57014');
+    assert.equal(await lockWaiters(), 0, 'no backend still waits for the stream');
+  } finally {
+    await holder.query('COMMIT');
+    await holder.end();
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  const stored = await collect(es.readStream(pool, s));
+  assert.deepEqual(stored.map((e) => e.type), ['A'], 'the failed command stored nothing');
+  // The connection went back to the pool in working order.
+  assert.equal(await es.streamVersion(timed, s), 1);
+});
+
+test("a client-side timeout in the caller's transaction leaves nothing for its COMMIT to store", async () => {
+  const s = 'query-timeout-in-tx';
+  await es.appendToStream(pool, s, es.NO_STREAM, [{ type: 'A', data: {} }]);
+  const holder = await holdStreamLock(s);
+  const client = new pg.Client({ ...db.poolConfig, query_timeout: 200 });
+  await client.connect();
+  let err;
+  try {
+    await client.query('BEGIN');
+    await client.query('CREATE TEMP TABLE timed_work (x int) ON COMMIT DROP');
+    await client.query('INSERT INTO timed_work VALUES (1)');
+    err = await es.handleCommand(client, s, {
+      initialState: 0, evolve: (n) => n + 1, decide: () => [{ type: 'Mine', data: {} }],
+    }).then(() => null, (e) => e);
+    assert.ok(err instanceof Error, 'the command fails');
+    // The lock holder lets go only now: an append still queued would go on.
+    await holder.query('COMMIT');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await client.query('SELECT count(*)::int AS n FROM timed_work')).rows[0].n, 1);
+    await client.query('COMMIT');
+  } finally {
+    await holder.end();
+    await client.end();
+  }
+  const stored = await collect(es.readStream(pool, s));
+  assert.deepEqual(stored.map((e) => e.type), ['A'], "the caller's COMMIT stored no append");
+  assert.equal(err.attempts, 1);
+  assert.equal(err.outcomeUnknown, false);
+  assert.equal(err.rollbackRequired, undefined, 'rolled back to the savepoint');
+});
+
+test("inside the caller's transaction every attempt's savepoint is released, under a name of its own", async () => {
+  const s = 'savepoints-released';
+  await es.appendToStream(pool, s, es.NO_STREAM, [{ type: 'A', data: {} }]);
+  const client = new pg.Client(db.poolConfig);
+  await client.connect();
+  const names = new Set();
+  // The client as handleCommand sees it, noting each savepoint name sent.
+  const noting = {
+    query(config) {
+      const m = /SAVEPOINT (\w+)/.exec(config.text);
+      if (m) names.add(m[1]);
+      return client.query(config);
+    },
+    getTransactionStatus: () => client.getTransactionStatus(),
+  };
+  try {
+    await client.query('BEGIN');
+    await client.query('CREATE TEMP TABLE sp_work (x int) ON COMMIT DROP');
+    // The caller's own savepoint, under the name the client once used.
+    await client.query('SAVEPOINT event_store_command');
+    await client.query('INSERT INTO sp_work VALUES (1)');
+    const r = await es.handleCommand(noting, s, {
+      initialState: 0,
+      evolve: (n) => n + 1,
+      decide: async (n, { attempt }) => {
+        if (attempt <= 3) await es.appendToStream(pool, s, es.ANY, [{ type: 'Other', data: {} }]);
+        return [{ type: 'Mine', data: {} }];
+      },
+    }, { baseDelayMs: 0 });
+    assert.equal(r.attempts, 4);
+    assert.ok(names.size > 0 && !names.has('event_store_command'), [...names].join());
+    for (const name of names) {
+      await client.query('SAVEPOINT probe');
+      const left = await client.query(`RELEASE SAVEPOINT ${name}`).then(() => true, () => false);
+      await client.query('ROLLBACK TO SAVEPOINT probe');
+      await client.query('RELEASE SAVEPOINT probe');
+      assert.equal(left, false, `savepoint ${name} left behind`);
+    }
+    // The caller's savepoint is its own: rolling back to it undoes its work.
+    await client.query('ROLLBACK TO SAVEPOINT event_store_command');
+    assert.equal((await client.query('SELECT count(*)::int AS n FROM sp_work')).rows[0].n, 0);
+    await client.query('RELEASE SAVEPOINT event_store_command');
+    assert.equal(await client.query('RELEASE SAVEPOINT event_store_command').then(() => 'released', (e) => e.code), '3B001',
+      'exactly one savepoint of that name was on the stack');
+  } finally {
+    await client.query('ROLLBACK').catch(() => {});
+    await client.end();
+  }
+});
+
+test('a pg Client whose connection is lost is not retried on: the original error is thrown', async () => {
+  const s = 'dead-client';
+  await es.appendToStream(pool, s, es.NO_STREAM, [{ type: 'A', data: {} }]);
+  const holder = await holdStreamLock(s);
+  const name = `es_node_dead_${process.pid}`;
+  const client = new pg.Client({ ...db.directConfig, application_name: name });
+  await client.connect();
+  client.on('error', () => {});
+  const seen = [];
+  try {
+    const command = es.handleCommand(client, s, {
+      initialState: 0, evolve: (n) => n + 1, decide: () => [{ type: 'Mine', data: {} }],
+    }, { baseDelayMs: 50, isTransient: (e) => { seen.push(e); return es.isTransient(e); } })
+      .then(() => null, (e) => e);
+    await waitFor(async () => (await pool.query(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+      [name])).rows[0].n === 1, { what: 'the append waiting for the lock' });
+    await pool.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [name]);
+    const err = await command;
+    assert.ok(err instanceof es.EventStoreError, String(err));
+    assert.equal(err.code, '57P01');
+    assert.equal(err.attempts, 1);
+    assert.equal(err.outcomeUnknown, true);
+    assert.ok(seen.length <= 1, 'asked about the lost connection at most once');
+  } finally {
+    await holder.query('ROLLBACK');
+    await holder.end();
+    await client.end().catch(() => {});
+  }
+});
+
+test('a status that still reads T for a failed transaction gives an error with attempts', async () => {
+  const client = new pg.Client(db.poolConfig);
+  await client.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT 1/0').catch(() => {});
+    // As right after a caught error, before pg has read the ReadyForQuery
+    // that follows it (through pgbouncer it can come in a later packet).
+    const stale = {
+      query: (config) => client.query(config),
+      getTransactionStatus: () => 'T',
+    };
+    const err = await es.handleCommand(stale, 'stale-status', {
+      initialState: 0, evolve: (n) => n + 1, decide: () => [{ type: 'Mine', data: {} }],
+    }).then(() => null, (e) => e);
+    assert.ok(err instanceof es.EventStoreError, String(err));
+    assert.equal(err.code, '25P02');
+    assert.equal(err.attempts, 1);
+  } finally {
+    await client.query('ROLLBACK').catch(() => {});
+    await client.end();
+  }
 });

@@ -299,3 +299,50 @@ test('the projector killed and restarted mid-load applies every event exactly on
   const applied = await pool.query('SELECT count(*)::int AS n FROM rm_applied');
   assert.equal(applied.rows[0].n, sum);
 });
+
+test('a connection lost while the handler is busy fails the batch: onError hears of it, or done rejects', async () => {
+  await pool.query('CREATE TABLE seen_lost (global_position bigint PRIMARY KEY)');
+  await es.appendToStream(pool, 'lost-1', es.ANY, [{ type: 'T', data: 1 }]);
+  const runnerPool = db.pool({ max: 2 });
+  const killed = [];
+  /* Terminate the server backend of the batch's connection, then keep the handler busy. */
+  async function killDuringHandler(client, events) {
+    if (killed.length === 0) {
+      const { pid } = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0];
+      killed.push(pid);
+      await pool.query('SELECT pg_terminate_backend($1)', [pid]);
+      // Something other than a query (an HTTP call, say) while the connection dies.
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await client.query({
+      text: 'INSERT INTO seen_lost SELECT unnest($1::bigint[])',
+      values: [events.map((e) => String(e.globalPosition))],
+    });
+  }
+  const errors = [];
+  const target = (await es.readStreamPage(pool, 'lost-1'))[0].globalPosition;
+  const handle = es.subscribe(runnerPool, {
+    subscriber: 'runner-lost',
+    category: 'lost',
+    pollIntervalMs: 20,
+    retryDelayMs: 20,
+    handler: killDuringHandler,
+    onError: (err) => errors.push(err),
+  });
+  try {
+    await waitFor(() => handle.position === target, { what: 'the batch applied after the loss' });
+  } finally {
+    await handle.stop();
+  }
+  assert.equal(errors.length, 1, errors.map(String).join());
+  assert.doesNotMatch(errors[0].message, /not queryable/, 'the loss itself is reported');
+  const seen = await pool.query('SELECT count(*)::int AS n FROM seen_lost');
+  assert.equal(seen.rows[0].n, 1);
+
+  // Without onError, the runner ends and done rejects.
+  killed.length = 0;
+  await es.appendToStream(pool, 'lost-2', es.ANY, [{ type: 'T', data: 2 }]);
+  const bare = es.subscribe(runnerPool, { subscriber: 'runner-lost-bare', category: 'lost', handler: killDuringHandler });
+  await assert.rejects(bare.done);
+  assert.equal(await es.getCheckpoint(pool, 'runner-lost-bare'), 0);
+});
