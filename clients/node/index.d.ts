@@ -321,7 +321,9 @@ export interface CacheEntry<State> {
 /**
  * What handleCommand needs of a cache: createStateCache() or your own.
  * delete() drops an entry that is ahead of the stream (without it, the
- * entry is set to undefined).
+ * entry is set to undefined). An entry ahead of the stream is found only
+ * when an append conflicts (VE001 with an actual version below it): after
+ * restoring the store from an older backup, clear the caches.
  */
 export interface StateCacheLike<State> {
   get(streamId: string): CacheEntry<State> | undefined;
@@ -419,7 +421,13 @@ export interface CommandResult<State, E extends EventBody = EventBody> {
  * and do it all again, up to maxAttempts. A version conflict is therefore
  * decided again on the new state. What initialState, evolve or decide
  * throws ends the command at once (throwing from decide refuses it). The
- * error that ends the command is thrown with `attempts` set on it.
+ * error that ends the command is thrown with `attempts` set on it, and
+ * `outcomeUnknown: true` when the last append may have been stored all the
+ * same. Never retried, whatever isTransient says: a client-side timeout
+ * (pg's query_timeout; the statement is cancelled first, see mapError),
+ * and a lost connection of a pg.Client or PoolClient (its later queries
+ * would all fail); the error that reported it is thrown. Through a
+ * pg.Pool a lost connection is retried on another connection.
  *
  * After an append whose outcome is unknown (the connection failed), the
  * next attempt first waits for any append of the stream still in flight,
@@ -427,9 +435,14 @@ export interface CommandResult<State, E extends EventBody = EventBody> {
  * stored, and reports the command alreadyDone.
  *
  * On a pg.Client or PoolClient inside a transaction of the caller's, each
- * append runs in a savepoint (rolled back when it fails, released when it
- * succeeds), so a conflict leaves the transaction usable and is retried in
- * it; a failed read, or a lost connection, ends the command at once. Under
+ * append runs in a savepoint named event_store_command_ and 16 random hex
+ * digits (one name per command; rolled back and released when the append
+ * fails, released when it succeeds), so a conflict leaves the transaction
+ * usable and is retried in it; a failed read, or a lost connection, ends
+ * the command at once. After a client-side timeout of the append, it is
+ * cancelled and rolled back to its savepoint before the error is thrown;
+ * when that cannot be done, the error has `rollbackRequired: true`: the
+ * transaction may hold the append and must be rolled back. Under
  * REPEATABLE READ or SERIALIZABLE a conflict also ends it at once: the
  * transaction's snapshot cannot see what a retry would need, so retry the
  * whole transaction. Nothing read inside the transaction is cached.
@@ -446,7 +459,8 @@ export function handleCommand<State, E extends EventBody = EventBody>(
  * WrongExpectedVersionError (VE001), SQLSTATE 40001 or 40P01, 55P03
  * (lock_timeout), a lost connection (SQLSTATE class 08, 57P01 to 57P03), or
  * an Error without a SQLSTATE (the outcome is unknown), except a TypeError,
- * RangeError, SyntaxError or ReferenceError. Anything else is not: 57014 (a
+ * RangeError, SyntaxError, ReferenceError or pg's client-side timeout
+ * ('Query read timeout': the caller's deadline). Anything else is not: 57014 (a
  * cancel or statement_timeout is a request to stop), other SQLSTATEs
  * (VE002, 22023, 23505, ...) and values that are not Errors.
  */
@@ -563,6 +577,17 @@ export class EventStoreError extends Error {
    * sets it on whatever error ends the loop, not only on these classes.)
    */
   attempts?: number;
+  /**
+   * Set on the error handleCommand throws when the last append may have
+   * been stored all the same, and on a client-side timeout: false when the
+   * cancelled statement was seen to end, true when it may still run.
+   */
+  outcomeUnknown?: boolean;
+  /**
+   * Set by handleCommand inside the caller's transaction when it could not
+   * roll back to its savepoint: roll the transaction back, do not commit.
+   */
+  rollbackRequired?: boolean;
 }
 
 export interface WrongExpectedVersionErrorOptions {
@@ -620,6 +645,15 @@ export interface ErrorContext {
  * to EventAlreadyStoredError, any other server error with a SQLSTATE to
  * EventStoreError. Anything else (no SQLSTATE: a lost connection, a
  * client-side timeout) is returned unchanged.
+ *
+ * After pg's client-side timeout (query_timeout) the functions of this
+ * package send a cancel request for the statement and wait for it to end
+ * (up to query_timeout again, at least a second) before they throw pg's
+ * 'Query read timeout' error, with outcomeUnknown false when it was seen to
+ * end (cause: the server error that ended it, 57014 for the cancel) and
+ * true otherwise; a statement that finished first returns its result. A
+ * server-side statement_timeout is the better deadline: the server stops
+ * the statement, and the outcome is known (57014).
  */
 export function mapError<T>(err: T, context?: ErrorContext): T | EventStoreError;
 
