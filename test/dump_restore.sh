@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test/dump_restore.sh: pg_dump and pg_restore keep every event, head,
-# checkpoint and position, and appends continue at the right versions and
+# checkpoint, snapshot and position, and appends continue at the right versions and
 # positions.
 #
 # Needs a running server (PGHOST, PGPORT, PGUSER) with the extension
@@ -16,6 +16,8 @@ dropdb --if-exists "$dst" 2>/dev/null
 qd "$src" -c "SELECT count(event_store.append_event('s-' || (i % 7), -2, 'E', to_jsonb(i),
              jsonb_build_object('i', i))) FROM generate_series(1, 500) i" >/dev/null
 qd "$src" -c "SELECT event_store.save_checkpoint('projector', 123)" >/dev/null
+qd "$src" -c "SELECT event_store.save_snapshot('s-' || i, 10 * i, jsonb_build_object('i', i))
+             FROM generate_series(1, 6) i" >/dev/null
 qd "$src" -c "SELECT event_store.append_events('batch', 0,
              (SELECT jsonb_agg(jsonb_build_object('type', 'B', 'data', i)) FROM generate_series(1, 50) i))" >/dev/null
 
@@ -25,6 +27,14 @@ pg_restore -d "$dst" "$dump"
 
 t_eq "restore: every event, head, checkpoint and the position sequence are as dumped" \
 	"$(es_data_checksums "$dst")" "$(es_data_checksums "$src")"
+
+snapshots() {
+	qd "$1" -c "SELECT string_agg(format('%s@%s=%s', stream_id, version, state), ','
+	            ORDER BY stream_id, version) FROM event_store.snapshots"
+}
+t_eq "restore: every snapshot is as dumped" "$(snapshots "$dst")" "$(snapshots "$src")"
+t_eq "restore: the snapshots are there" \
+	"$(qd "$dst" -c "SELECT count(*) FROM event_store.snapshots")" 6
 
 # Appends go on at the right version and at a position past every restored one.
 t_eq "restore: the next append gets the same version as on the source" \

@@ -101,8 +101,14 @@ for from in "${older[@]}"; do
 	createdb "$old"
 	qd "$old" -c "CREATE EXTENSION event_store VERSION '$from'"
 
-	# Data written with the old version's functions.
-	qd "$old" -c "SELECT count(event_store.append_event('up-' || (i % 5), NULL, 'E', to_jsonb(i),
+	# Data written with the old version's functions; "no check" is NULL
+	# before 0.3.0 and -2 from it on.
+	if [ "$(printf '%s\n0.3.0\n' "$from" | sort -V | head -1)" = 0.3.0 ]; then
+		any=-2
+	else
+		any=NULL
+	fi
+	qd "$old" -c "SELECT count(event_store.append_event('up-' || (i % 5), $any, 'E', to_jsonb(i),
 	             jsonb_build_object('i', i))) FROM generate_series(1, 300) i" >/dev/null
 	qd "$old" -c "SELECT event_store.append_events('up-batch', 0,
 	             (SELECT jsonb_agg(jsonb_build_object('type', 'B', 'data', i)) FROM generate_series(1, 40) i))" >/dev/null
