@@ -263,6 +263,55 @@ export function saveCheckpoint(
 ): Promise<Position>;
 
 // ---------------------------------------------------------------------------
+// Snapshots
+
+/** A stream's state as saved at one of its versions. */
+export interface Snapshot<State = unknown> {
+  /** The stream version the state was folded up to. */
+  version: Version;
+  /** The state as saved, parsed from JSON. */
+  state: State;
+  /** When it was saved (or last replaced). A Date with pg's default type parsers. */
+  createdAt: Date;
+}
+
+/**
+ * Save a stream's state at one of its versions; resolves to the version.
+ * Saving the same version again replaces its snapshot. The state is sent as
+ * JSON.stringify(state): any JSON value, null included (`{} | null` keeps
+ * out undefined; a function or a symbol is a TypeError at run time).
+ *
+ * The server takes the stream's lock, so the save waits for an append of
+ * the stream in progress and checks the version against the head it left.
+ * Rejects with a TypeError or RangeError for bad arguments (before any
+ * query: a version below 1 is a RangeError), an EventStoreError with code
+ * '22023' for a version the stream does not have (nothing is saved), an
+ * EventStoreError for any other SQLSTATE.
+ */
+export function saveSnapshot(
+  client: Queryable,
+  streamId: string,
+  version: Version,
+  state: {} | null,
+): Promise<Version>;
+
+export interface ReadSnapshotOptions {
+  /** The latest snapshot at or below this version (default: the latest of all). At least 0. */
+  maxVersion?: Version | null;
+}
+
+/**
+ * A stream's latest snapshot (at or below maxVersion when given), or null
+ * when there is none. Continue with readStream from version + 1. The state
+ * type is not checked at run time.
+ */
+export function readSnapshot<State = unknown>(
+  client: Queryable,
+  streamId: string,
+  options?: ReadSnapshotOptions,
+): Promise<Snapshot<State> | null>;
+
+// ---------------------------------------------------------------------------
 // The command loop
 
 /** What decide() is told besides the state. */

@@ -19,6 +19,8 @@ const {
   readCategory,
   getCheckpoint,
   saveCheckpoint,
+  saveSnapshot,
+  readSnapshot,
 } = require('./lib/store');
 const {
   EventStoreError,
@@ -43,6 +45,8 @@ module.exports = {
   readCategory,
   getCheckpoint,
   saveCheckpoint,
+  saveSnapshot,
+  readSnapshot,
   handleCommand,
   createStateCache,
   isTransient,

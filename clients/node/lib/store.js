@@ -1,8 +1,8 @@
 'use strict';
 
 /*
- * Appends, stream reads, the global log and checkpoints: one function per
- * SQL function of the extension, each one round trip.
+ * Appends, stream reads, the global log, checkpoints and snapshots: one
+ * function per SQL function of the extension, each one round trip.
  *
  * Every function takes a `client`: anything with pg's query(config) method,
  * so a pg.Client, a pg.PoolClient or a pg.Pool. Queries use unnamed
@@ -43,6 +43,9 @@ const READ_CATEGORY_SQL =
   `SELECT ${EVENT_COLUMNS} FROM event_store.read_category($1, $2, $3, $4, $5)`;
 const CHECKPOINT_SQL = 'SELECT event_store.checkpoint($1) AS position';
 const SAVE_CHECKPOINT_SQL = 'SELECT event_store.save_checkpoint($1, $2, $3) AS position';
+const SAVE_SNAPSHOT_SQL = 'SELECT event_store.save_snapshot($1, $2, $3::jsonb) AS version';
+const READ_SNAPSHOT_SQL =
+  'SELECT version, state, created_at FROM event_store.read_snapshot($1, $2)';
 
 /* Turn a row of event_store.event into an event object. */
 function toEvent(row) {
@@ -451,6 +454,41 @@ async function saveCheckpoint(client, subscriber, position, { allowBackwards = f
   return fromInt8(res.rows[0].position);
 }
 
+/*
+ * Save a stream's state at one of its versions (replacing a snapshot of that
+ * version) and return the version. The server takes the stream's lock and
+ * refuses, with 22023, a version the stream does not have yet.
+ */
+async function saveSnapshot(client, streamId, version, state) {
+  checkName(streamId, 'streamId');
+  const versionText = toInt8Param(version, 'version', 1);
+  if (state === undefined) {
+    throw new TypeError('state is missing (use null for a state without a value)');
+  }
+  // JSON.stringify gives undefined for a function or a symbol, which would
+  // be sent as SQL NULL and refused only by the server (22004); a BigInt
+  // inside the state makes it throw a TypeError, also before any query.
+  const stateText = JSON.stringify(state);
+  if (stateText === undefined) {
+    throw new TypeError(`state must be a JSON value, got ${describe(state)}`);
+  }
+  const res = await run(client, SAVE_SNAPSHOT_SQL, [streamId, versionText, stateText], { streamId });
+  return fromInt8(res.rows[0].version);
+}
+
+/*
+ * Return a stream's latest snapshot, or with maxVersion the latest at or
+ * below it, as { version, state, createdAt }; null when there is none.
+ */
+async function readSnapshot(client, streamId, { maxVersion = null } = {}) {
+  checkName(streamId, 'streamId');
+  const maxText = maxVersion === null || maxVersion === undefined ? null : toInt8Param(maxVersion, 'maxVersion', 0);
+  const res = await run(client, READ_SNAPSHOT_SQL, [streamId, maxText], { streamId });
+  if (res.rows.length === 0) return null;
+  const row = res.rows[0];
+  return { version: fromInt8(row.version), state: row.state, createdAt: row.created_at };
+}
+
 module.exports = {
   ANY,
   NO_STREAM,
@@ -475,4 +513,6 @@ module.exports = {
   readCategory,
   getCheckpoint,
   saveCheckpoint,
+  saveSnapshot,
+  readSnapshot,
 };
