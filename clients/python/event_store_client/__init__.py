@@ -1,7 +1,8 @@
 """A Python client for the event_store PostgreSQL extension (psycopg 3).
 
-Appends with optimistic concurrency, stream reads, the global log, a
-command loop with idempotent retries, and exactly-once projections.
+Appends with optimistic concurrency, stream reads, the global log,
+snapshots, a command loop with idempotent retries, and exactly-once
+projections.
 """
 
 from .command import Backoff, CommandResult, StateCache, handle_command
@@ -21,7 +22,7 @@ from .errors import (
     is_transient,
     translate,
 )
-from .events import Event, RecordedEvent, new_event_id
+from .events import Event, RecordedEvent, Snapshot, new_event_id
 from .store import (
     ANY,
     NO_STREAM,
@@ -30,8 +31,10 @@ from .store import (
     checkpoint,
     read_all,
     read_category,
+    read_snapshot,
     read_stream,
     save_checkpoint,
+    save_snapshot,
     stream_version,
 )
 from .subscription import Subscription, subscribe
@@ -55,6 +58,7 @@ __all__ = [
     "ReadOnly",
     "RecordedEvent",
     "SerializationConflict",
+    "Snapshot",
     "StateCache",
     "StatementCanceled",
     "Subscription",
@@ -67,8 +71,10 @@ __all__ = [
     "new_event_id",
     "read_all",
     "read_category",
+    "read_snapshot",
     "read_stream",
     "save_checkpoint",
+    "save_snapshot",
     "stream_version",
     "subscribe",
     "translate",

@@ -1,4 +1,5 @@
-"""Events to append, events read back, and client-side event ids."""
+"""Events to append, events read back, snapshots read back, and client-side
+event ids."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
 
-__all__ = ["Event", "RecordedEvent", "new_event_id"]
+__all__ = ["Event", "RecordedEvent", "Snapshot", "new_event_id"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,21 @@ class RecordedEvent:
     type: str
     data: Any
     metadata: Optional[dict]
+    created_at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A stream's state as saved at one of its versions: one row of
+    ``event_store.read_snapshot``.
+
+    ``state`` is the saved value as JSON gives it back (a mapping becomes a
+    ``dict``, a tuple a ``list``); the events after it start at
+    ``version + 1``.
+    """
+
+    version: int
+    state: Any
     created_at: datetime.datetime
 
 

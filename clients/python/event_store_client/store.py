@@ -1,4 +1,5 @@
-"""Appends, stream reads, the global log and checkpoints: one SQL call each.
+"""Appends, stream reads, the global log, checkpoints and snapshots: one SQL
+call each.
 
 Every function takes a psycopg 3 connection and runs in whatever transaction
 that connection is in. On an autocommit connection each call commits on its
@@ -17,7 +18,7 @@ import psycopg
 from psycopg.rows import args_row
 
 from .errors import translated
-from .events import Event, RecordedEvent
+from .events import Event, RecordedEvent, Snapshot
 
 __all__ = [
     "ANY",
@@ -30,6 +31,8 @@ __all__ = [
     "read_category",
     "checkpoint",
     "save_checkpoint",
+    "save_snapshot",
+    "read_snapshot",
 ]
 
 #: Append without a version check.
@@ -54,6 +57,10 @@ _APPEND_NOTIFY = (
 _READ_STREAM = (
     f"SELECT {_COLUMNS} FROM event_store.read_stream("
     "%s::text, %s::bigint, %s::bigint, %s::boolean)"
+)
+_SAVE_SNAPSHOT = "SELECT event_store.save_snapshot(%s::text, %s::bigint, %s::jsonb)"
+_READ_SNAPSHOT = (
+    "SELECT version, state, created_at FROM event_store.read_snapshot(%s::text, %s::bigint)"
 )
 _READ_ALL = f"SELECT {_COLUMNS} FROM event_store.read_all(%s::bigint, %s::bigint)"
 _READ_CATEGORY = (
@@ -298,3 +305,50 @@ def save_checkpoint(conn: psycopg.Connection, subscriber: str, position: int,
         return conn.execute(
             "SELECT event_store.save_checkpoint(%s::text, %s::bigint, %s::boolean)",
             (subscriber, position, allow_backwards)).fetchone()[0]
+
+
+def save_snapshot(
+    conn: psycopg.Connection,
+    stream_id: str,
+    version: int,
+    state: Any,
+    *,
+    dumps: Callable[[Any], str] = _dumps,
+) -> int:
+    """Save a stream's state at one of its versions and return the version.
+
+    ``state`` is any JSON-serializable value but None; ``dumps`` serializes
+    it (the same default as :func:`append_to_stream`). Saving the same
+    version again replaces the state. The server takes the stream's lock,
+    as an append does, and holds it to the end of the transaction.
+
+    Raises :class:`~event_store_client.InvalidInput` (``22023``) when the
+    stream has no such version (nothing is saved).
+    """
+    _require_stream_id(stream_id)
+    _require_int("version", version)
+    if version < 1:
+        raise ValueError(f"version must be 1 or more, not {version}")
+    # JSON null would be stored as a state; None is far more likely a
+    # missing state than one meant to be saved.
+    if state is None:
+        raise TypeError("state must not be None")
+    payload = dumps(state)
+    with translated(stream_id):
+        return conn.execute(_SAVE_SNAPSHOT, (stream_id, version, payload)).fetchone()[0]
+
+
+def read_snapshot(conn: psycopg.Connection, stream_id: str,
+                  max_version: Optional[int] = None) -> Optional[Snapshot]:
+    """Return a stream's latest snapshot, or with ``max_version`` the latest
+    at or below it; None when there is none.
+
+    Load an aggregate from it by folding ``read_stream(conn, stream_id,
+    snapshot.version + 1)`` into ``snapshot.state``.
+    """
+    _require_stream_id(stream_id)
+    _require_int("max_version", max_version, allow_none=True)
+    with translated(stream_id):
+        with conn.cursor(row_factory=args_row(Snapshot)) as cur:
+            cur.execute(_READ_SNAPSHOT, (stream_id, max_version))
+            return cur.fetchone()
