@@ -12,6 +12,11 @@
  * through an empty append_events batch) before it checks the head, so it is
  * ordered against every append and every later lifecycle operation of the
  * stream: a snapshot is never saved at a version the stream does not have.
+ * It writes the table with the extension's rights (SECURITY DEFINER, with a
+ * fixed search_path and every name qualified), as the append functions do,
+ * so the right to save a snapshot is EXECUTE on it, and no role needs, or
+ * should be given, INSERT or UPDATE on event_store.snapshots: with them it
+ * could store a snapshot at any version, past the check.
  */
 
 \echo Use "ALTER EXTENSION event_store UPDATE TO '0.4.0'" to load this file. \quit
@@ -30,17 +35,13 @@ SELECT pg_catalog.pg_extension_config_dump('event_store.snapshots', '');
 COMMENT ON TABLE event_store.snapshots IS
 'Saved states of streams at versions they have (derived data: may be replaced or deleted)';
 
-/*
- * Save a stream's state at one of its versions; returns the version.
- * Runs with the caller's rights: it needs EXECUTE on append_events (for the
- * stream's lock) and INSERT, UPDATE and SELECT on event_store.snapshots.
- */
+/* Save a stream's state at one of its versions; returns the version. */
 CREATE FUNCTION event_store.save_snapshot(
 	stream_id text,
 	version bigint,
 	state jsonb)
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
@@ -74,7 +75,7 @@ BEGIN
 	INSERT INTO event_store.snapshots AS t (stream_id, version, state)
 	VALUES (save_snapshot.stream_id, save_snapshot.version, save_snapshot.state)
 	ON CONFLICT ON CONSTRAINT snapshots_pkey DO UPDATE
-	   SET state = excluded.state, created_at = now();
+	   SET state = excluded.state, created_at = pg_catalog.now();
 
 	RETURN save_snapshot.version;
 END;

@@ -60,31 +60,40 @@ SELECT count(*) AS stream_locks_held FROM pg_locks
 COMMIT;
 
 -- PUBLIC may not call the functions; a role with the README's grants may.
-SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute
+SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute,
+	   p.prosecdef AS security_definer
   FROM pg_proc p
  WHERE p.pronamespace = 'event_store'::regnamespace
    AND p.proname IN ('save_snapshot', 'read_snapshot')
  ORDER BY 1;
 CREATE ROLE es_snap_writer;
 GRANT USAGE ON SCHEMA event_store TO es_snap_writer;
-GRANT EXECUTE ON FUNCTION event_store.append_events(text, bigint, jsonb),
-	event_store.save_snapshot(text, bigint, jsonb),
+GRANT EXECUTE ON FUNCTION event_store.save_snapshot(text, bigint, jsonb),
 	event_store.read_snapshot(text, bigint) TO es_snap_writer;
-GRANT SELECT, INSERT, UPDATE ON event_store.snapshots TO es_snap_writer;
+GRANT SELECT ON event_store.snapshots TO es_snap_writer;
 SET ROLE es_snap_writer;
+-- Saving needs EXECUTE on save_snapshot only: it writes with the
+-- extension's rights, as appends do ...
 SELECT event_store.save_snapshot('acct-1', 4, '{"balance": 75}');
 SELECT version, state FROM event_store.read_snapshot('acct-1');
--- The snapshot table is not history: its owner's grants decide, and the
--- append-only guard does not cover it; a writer without DELETE cannot
--- delete.
+-- ... and still checks the version.
+SELECT pg_temp.try($$SELECT event_store.save_snapshot('acct-1', 1000000, '{}')$$);
+-- The table itself is closed to the writer, so it cannot store a snapshot
+-- past the check; nor delete one.
+SELECT pg_temp.try($$INSERT INTO event_store.snapshots VALUES ('acct-1', 1000000, '{"forged": true}')$$);
+SELECT pg_temp.try($$UPDATE event_store.snapshots SET version = 999 WHERE stream_id = 'acct-1'$$);
 SELECT pg_temp.try($$DELETE FROM event_store.snapshots$$);
 RESET ROLE;
+SELECT max(version) AS highest_snapshot, event_store.stream_version('acct-1') AS head
+  FROM event_store.snapshots WHERE stream_id = 'acct-1';
+
+-- Snapshots are not history: the append-only guard does not cover the
+-- table, and a role with DELETE on it (here the owner) may prune them.
 DELETE FROM event_store.snapshots WHERE stream_id = 'acct-1' AND version = 2;
 SELECT array_agg(version ORDER BY version) AS versions_left
   FROM event_store.snapshots WHERE stream_id = 'acct-1';
 REVOKE ALL ON event_store.snapshots FROM es_snap_writer;
-REVOKE ALL ON FUNCTION event_store.append_events(text, bigint, jsonb),
-	event_store.save_snapshot(text, bigint, jsonb),
+REVOKE ALL ON FUNCTION event_store.save_snapshot(text, bigint, jsonb),
 	event_store.read_snapshot(text, bigint) FROM es_snap_writer;
 REVOKE ALL ON SCHEMA event_store FROM es_snap_writer;
 DROP ROLE es_snap_writer;

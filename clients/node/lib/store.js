@@ -301,7 +301,21 @@ function serializeEvents(events) {
     }
     out[i] = o;
   }
-  return JSON.stringify(out);
+  return toJson(out, 'events');
+}
+
+/*
+ * JSON.stringify, refusing what it would silently change: NaN and the
+ * infinities, which it writes as null (a state or payload stored that way
+ * would fold differently when read back).
+ */
+function toJson(value, what) {
+  return JSON.stringify(value, (key, v) => {
+    if (typeof v === 'number' && !Number.isFinite(v)) {
+      throw new TypeError(`${what} holds ${v}${key === '' ? '' : ` at key "${key}"`}, which JSON cannot represent`);
+    }
+    return v;
+  });
 }
 
 /*
@@ -466,9 +480,10 @@ async function saveSnapshot(client, streamId, version, state) {
     throw new TypeError('state is missing (use null for a state without a value)');
   }
   // JSON.stringify gives undefined for a function or a symbol, which would
-  // be sent as SQL NULL and refused only by the server (22004); a BigInt
-  // inside the state makes it throw a TypeError, also before any query.
-  const stateText = JSON.stringify(state);
+  // be sent as SQL NULL and refused only by the server (22004); a BigInt,
+  // NaN or an infinity inside the state makes it throw a TypeError, also
+  // before any query.
+  const stateText = toJson(state, 'state');
   if (stateText === undefined) {
     throw new TypeError(`state must be a JSON value, got ${describe(state)}`);
   }

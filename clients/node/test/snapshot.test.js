@@ -138,6 +138,10 @@ test('bad arguments throw before any query', async () => {
   await assert.rejects(es.saveSnapshot(client, 's-1', 1, fn), TypeError);
   await assert.rejects(es.saveSnapshot(client, 's-1', 1, Symbol('x')), TypeError);
   await assert.rejects(es.saveSnapshot(client, 's-1', 1, { n: 1n }), TypeError);
+  // JSON.stringify would store these as null, a different state.
+  for (const bad of [NaN, Infinity, { balance: -Infinity }, [1, NaN]]) {
+    await assert.rejects(es.saveSnapshot(client, 's-1', 1, bad), TypeError, `state ${String(bad)}`);
+  }
   for (const bad of [NaN, 1.5, '3', 2 ** 53, {}]) {
     await assert.rejects(es.readSnapshot(client, 's-1', { maxVersion: bad }), TypeError, `maxVersion ${String(bad)}`);
   }

@@ -89,6 +89,11 @@ test('bad events throw before any query', async () => {
     [{ type: 'T', data: 1, id: 'not-a-uuid' }],
     [{ type: 'T', data: 1, id: '01890000-0000-7000-8000-00000000000' }],
     [{ type: 'T', data: 1, id: '{01890000-0000-7000-8000-000000000000' }],
+    // JSON.stringify would write these as null: refused instead.
+    [{ type: 'T', data: NaN }],
+    [{ type: 'T', data: { amount: Infinity } }],
+    [{ type: 'T', data: [1, -Infinity] }],
+    [{ type: 'T', data: 1, metadata: { score: NaN } }],
   ];
   for (const events of bad) {
     await assert.rejects(es.appendToStream(client, 's-1', 0, events), TypeError, JSON.stringify(events));
