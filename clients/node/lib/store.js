@@ -84,36 +84,49 @@ function connectionSurvives(err) {
 }
 
 /*
+ * Check a connection out of a pool for fn(client, watch) and give it back.
+ * pg-pool listens for errors only on idle connections; without a listener
+ * here, a connection lost while checked out would be an uncaught 'error'
+ * event. watch.lost holds that error; fn sets watch.broken when the
+ * connection must not be reused. Either one closes the connection instead
+ * of returning it to the pool.
+ */
+async function withPooledClient(pool, fn) {
+  const client = await pool.connect();
+  const watch = { lost: null, broken: null };
+  const onError = (err) => {
+    watch.lost = err;
+  };
+  client.on('error', onError);
+  try {
+    return await fn(client, watch);
+  } finally {
+    client.removeListener('error', onError);
+    client.release(watch.lost || watch.broken || undefined);
+  }
+}
+
+/*
  * Run one query on a connection checked out of a pool. It goes back to the
  * pool after a server ERROR, and after a client-side timeout whose
  * statement was seen to end (see settleTimeout); it is closed only when the
  * connection failed or the timed-out statement may still be running.
  */
-async function queryOnPool(pool, config, context) {
-  const client = await pool.connect();
-  // The pool listens for errors only on idle connections; without a
-  // listener, a connection lost now would be an uncaught 'error' event.
-  let lost = null;
-  const onError = (err) => {
-    lost = err;
-  };
-  client.on('error', onError);
-  let broken = null;
-  try {
-    return await client.query(config);
-  } catch (err) {
-    if (isQueryTimeout(err) && !lost) {
-      const outcome = await settleTimeout(client, config, err);
-      if (outcome.ended && outcome.error === undefined) return outcome.result;
-      if (!outcome.ended) broken = err;
-      throw timeoutError(err, outcome, context);
+function queryOnPool(pool, config, context) {
+  return withPooledClient(pool, async (client, watch) => {
+    try {
+      return await client.query(config);
+    } catch (err) {
+      if (isQueryTimeout(err) && !watch.lost) {
+        const outcome = await settleTimeout(client, config, err);
+        if (outcome.ended && outcome.error === undefined) return outcome.result;
+        if (!outcome.ended) watch.broken = err;
+        throw timeoutError(err, outcome, context);
+      }
+      if (!connectionSurvives(err)) watch.broken = err;
+      throw mapError(err, context);
     }
-    if (!connectionSurvives(err)) broken = err;
-    throw mapError(err, context);
-  } finally {
-    client.removeListener('error', onError);
-    client.release(lost || broken || undefined);
-  }
+  });
 }
 
 /*
@@ -307,15 +320,21 @@ function serializeEvents(events) {
 /*
  * JSON.stringify, refusing what it would silently change: NaN and the
  * infinities, which it writes as null (a state or payload stored that way
- * would fold differently when read back).
+ * would fold differently when read back). They can only be there when the
+ * text has a null, so only then is the value walked again to tell them
+ * from real nulls; the usual payload is stringified once, with no replacer.
  */
 function toJson(value, what) {
-  return JSON.stringify(value, (key, v) => {
-    if (typeof v === 'number' && !Number.isFinite(v)) {
-      throw new TypeError(`${what} holds ${v}${key === '' ? '' : ` at key "${key}"`}, which JSON cannot represent`);
-    }
-    return v;
-  });
+  const text = JSON.stringify(value);
+  if (text !== undefined && text.includes('null')) {
+    JSON.stringify(value, (key, v) => {
+      if (typeof v === 'number' && !Number.isFinite(v)) {
+        throw new TypeError(`${what} holds ${v}${key === '' ? '' : ` at key "${key}"`}, which JSON cannot represent`);
+      }
+      return v;
+    });
+  }
+  return text;
 }
 
 /*
@@ -505,6 +524,7 @@ async function readSnapshot(client, streamId, { maxVersion = null } = {}) {
 }
 
 module.exports = {
+  withPooledClient,
   ANY,
   NO_STREAM,
   STREAM_EXISTS,

@@ -25,7 +25,7 @@
  */
 
 const pg = require('pg');
-const { EVENT_COLUMNS, toEvent, checkName, groupParams } = require('./store');
+const { EVENT_COLUMNS, toEvent, checkName, groupParams, withPooledClient } = require('./store');
 const { describe } = require('./numbers');
 const { mapError } = require('./errors');
 
@@ -118,53 +118,40 @@ function subscribe(pool, options = {}) {
    */
   async function runBatch() {
     woken = false;
-    const client = await pool.connect();
-    // pg-pool listens for errors only on idle connections. A connection
-    // lost while the batch holds it (the handler may be awaiting something
-    // else) would otherwise be an uncaught 'error' event; it fails the
-    // batch instead.
-    let lost = null;
-    const onLost = (err) => {
-      lost = err;
-    };
-    client.on('error', onLost);
-    let broken = null;
-    try {
-      await client.query('BEGIN');
-      const lock = await client.query({ text: LOCK_SQL, values: [subscriber] });
-      if (lock.rows[0].granted !== true) {
-        await client.query('COMMIT');
-        return LOCKED;
-      }
-      const res = await client.query({ text: readSql, values: readParams });
-      const events = res.rows.map(toEvent);
-      if (events.length > 0) {
-        await handler(client, events);
-        const last = events[events.length - 1].globalPosition;
-        await client.query({ text: SAVE_SQL, values: [subscriber, String(last)] });
-      }
-      await client.query('COMMIT');
-      if (events.length > 0) handle.position = events[events.length - 1].globalPosition;
-      return events.length;
-    } catch (err) {
-      // Once the connection is lost, report that error rather than the
-      // "not queryable" of the queries that followed it.
-      const failure = lost || err;
-      if (lost) {
-        broken = lost;
-      } else {
-        try {
-          await client.query('ROLLBACK');
-        } catch (rollbackErr) {
-          broken = rollbackErr;
+    // A connection lost while the batch holds it (the handler may be
+    // awaiting something else) fails the batch.
+    return withPooledClient(pool, async (client, watch) => {
+      try {
+        await client.query('BEGIN');
+        const lock = await client.query({ text: LOCK_SQL, values: [subscriber] });
+        if (lock.rows[0].granted !== true) {
+          await client.query('COMMIT');
+          return LOCKED;
         }
-        if (lost) broken = lost;
+        const res = await client.query({ text: readSql, values: readParams });
+        const events = res.rows.map(toEvent);
+        if (events.length > 0) {
+          await handler(client, events);
+          const last = events[events.length - 1].globalPosition;
+          await client.query({ text: SAVE_SQL, values: [subscriber, String(last)] });
+        }
+        await client.query('COMMIT');
+        if (events.length > 0) handle.position = events[events.length - 1].globalPosition;
+        return events.length;
+      } catch (err) {
+        // Once the connection is lost, report that error rather than the
+        // "not queryable" of the queries that followed it.
+        const failure = watch.lost || err;
+        if (!watch.lost) {
+          try {
+            await client.query('ROLLBACK');
+          } catch (rollbackErr) {
+            watch.broken = rollbackErr;
+          }
+        }
+        throw mapError(failure, {});
       }
-      throw mapError(failure, {});
-    } finally {
-      client.removeListener('error', onLost);
-      client.release(lost || broken || undefined);
-    }
+    });
   }
 
   /* Keep a LISTEN connection open while the runner runs, reconnecting on loss. */
