@@ -61,45 +61,47 @@ run_script() {
 	failed=$((failed + bad))
 }
 
+# Add one client suite's counts to the totals: $1 names it, $2 is its
+# runner's exit status, $3 and $4 its passed and failed tests.  A runner
+# that failed with no failing test, or printed no result at all, counts as
+# one failure.
+tally_client() {
+	local label=$1 rc=$2 ok=$3 bad=$4
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		echo "not ok - $label: the test runner failed"
+		bad=1
+	elif [ $((ok + bad)) -eq 0 ]; then
+		echo "not ok - $label: no test result found in the output"
+		bad=1
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+}
+
 # Run the Node client's tests (node's test runner, TAP) and the Python
 # client's (pytest); count their results.  $1 names the connection path.
 run_clients() {
-	local how=$1 out rc ok bad
+	local how=$1 out rc
 	es_log "running the Node client's tests on PostgreSQL $PG_MAJOR ($how)"
 	rc=0
 	out=$(cd "$ES_ROOT/clients/node" &&
 		node --test --test-reporter=tap test/*.test.js 2>&1) || rc=$?
 	echo "$out"
-	# Top-level results only; subtests are indented.  pytest -rA ends with
-	# one "PASSED tests/..." or "FAILED tests/..." line per test.
-	ok=$(grep -cE '^ok [0-9]+ ' <<<"$out" || true)
-	bad=$(grep -cE '^not ok [0-9]+ ' <<<"$out" || true)
-	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
-		echo "not ok - node client ($how): the test runner failed"
-		bad=1
-	elif [ $((ok + bad)) -eq 0 ]; then
-		echo "not ok - node client ($how): no test result found in the output"
-		bad=1
-	fi
-	passed=$((passed + ok))
-	failed=$((failed + bad))
+	# Top-level results only; subtests are indented.
+	tally_client "node client ($how)" "$rc" \
+		"$(grep -cE '^ok [0-9]+ ' <<<"$out" || true)" \
+		"$(grep -cE '^not ok [0-9]+ ' <<<"$out" || true)"
 
 	es_log "running the Python client's tests on PostgreSQL $PG_MAJOR ($how)"
 	rc=0
 	out=$(cd "$ES_ROOT/clients/python" &&
 		/usr/bin/python3 -m pytest -q -rA -p no:cacheprovider tests 2>&1) || rc=$?
 	echo "$out"
-	ok=$(grep -cE '^PASSED tests/' <<<"$out" || true)
-	bad=$(grep -cE '^(FAILED|ERROR) tests/' <<<"$out" || true)
-	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
-		echo "not ok - python client ($how): pytest failed"
-		bad=1
-	elif [ $((ok + bad)) -eq 0 ]; then
-		echo "not ok - python client ($how): no test result found in the output"
-		bad=1
-	fi
-	passed=$((passed + ok))
-	failed=$((failed + bad))
+	# pytest -rA ends with one "PASSED tests/..." or "FAILED tests/..." line
+	# per test.
+	tally_client "python client ($how)" "$rc" \
+		"$(grep -cE '^PASSED tests/' <<<"$out" || true)" \
+		"$(grep -cE '^(FAILED|ERROR) tests/' <<<"$out" || true)"
 }
 
 run_suite regression test/results_regress ISOLATION=

@@ -49,6 +49,47 @@ function countingPool(inner) {
   };
 }
 
+/*
+ * A pool whose first append commits, but whose answer is lost: the caller
+ * hears of a lost connection. lost counts the answers lost.
+ */
+function losingFirstAnswer() {
+  const fake = {
+    lost: 0,
+    async query(config, values) {
+      const res = await pool.query(config, values);
+      if (fake.lost === 0 && config.text.includes('append_events')) {
+        fake.lost++;
+        // The append committed, but the client never hears of it.
+        throw new Error('Connection terminated unexpectedly');
+      }
+      return res;
+    },
+  };
+  return fake;
+}
+
+/*
+ * A pool whose first append is still running on the server when the caller
+ * hears of a lost connection: it runs in a transaction that commits 300 ms
+ * later.
+ */
+function firstAppendInFlight() {
+  let slow = null;
+  return {
+    async query(config) {
+      if (slow === null && config.text.includes('append_events')) {
+        slow = await pool.connect();
+        await slow.query('BEGIN');
+        await slow.query(config);
+        setTimeout(() => slow.query('COMMIT').finally(() => slow.release()), 300);
+        throw new Error('Connection terminated unexpectedly');
+      }
+      return pool.query(config);
+    },
+  };
+}
+
 test('handleCommand loads, decides and appends at the version read', async () => {
   const s = 'counter-basic';
   const r1 = await es.handleCommand(pool, s, counter);
@@ -160,23 +201,12 @@ test('a lost acknowledgement: the retry reports already done and writes nothing 
   for (const withCache of [false, true]) {
     const s = `lost-ack-${withCache}`;
     await es.handleCommand(pool, s, counter);
-    let lost = 0;
-    const flaky = {
-      async query(config, values) {
-        const res = await pool.query(config, values);
-        if (lost === 0 && config.text.includes('append_events')) {
-          lost++;
-          // The append committed, but the client never hears of it.
-          throw new Error('Connection terminated unexpectedly');
-        }
-        return res;
-      },
-    };
+    const flaky = losingFirstAnswer();
     const cache = withCache ? es.createStateCache() : undefined;
     if (cache) await es.handleCommand(pool, s, counter, { cache });
     const before = await es.streamVersion(pool, s);
     const r = await es.handleCommand(flaky, s, counter, { cache, baseDelayMs: 1 });
-    assert.equal(lost, 1);
+    assert.equal(flaky.lost, 1);
     assert.equal(r.alreadyDone, true);
     assert.equal(r.attempts, 2);
     assert.equal(r.version, before + 1);
@@ -189,24 +219,11 @@ test('a lost acknowledgement: the retry reports already done and writes nothing 
 test('an append still in flight when its answer is lost: the retry waits for it, then finds it done', async () => {
   const s = 'lost-ack-in-flight';
   await es.handleCommand(pool, s, counter);
-  let slow = null;
   // The first append runs in a transaction that commits 300 ms later; the
   // client hears of a lost connection at once. The retry first
   // waits for the stream's lock, so it reloads after the commit and finds
   // its own ids stored.
-  const flaky = {
-    async query(config) {
-      if (slow === null && config.text.includes('append_events')) {
-        slow = await pool.connect();
-        await slow.query('BEGIN');
-        await slow.query(config);
-        setTimeout(() => slow.query('COMMIT').finally(() => slow.release()), 300);
-        throw new Error('Connection terminated unexpectedly');
-      }
-      return pool.query(config);
-    },
-  };
-  const r = await es.handleCommand(flaky, s, counter, { baseDelayMs: 1 });
+  const r = await es.handleCommand(firstAppendInFlight(), s, counter, { baseDelayMs: 1 });
   assert.equal(r.attempts, 2);
   assert.equal(r.version, 2);
   assert.equal(r.alreadyDone, true);
@@ -478,18 +495,7 @@ test('a lost acknowledgement of an id given in upper case: already done', async 
   for (const form of [(id) => id.toUpperCase(), (id) => `{${id}}`]) {
     const s = `upper-${form('a').length}`;
     const id = form(es.newEventId());
-    let lost = 0;
-    const flaky = {
-      async query(config) {
-        const res = await pool.query(config);
-        if (lost === 0 && config.text.includes('append_events')) {
-          lost++;
-          throw new Error('Connection terminated unexpectedly');
-        }
-        return res;
-      },
-    };
-    const r = await es.handleCommand(flaky, s, {
+    const r = await es.handleCommand(losingFirstAnswer(), s, {
       initialState: 0,
       evolve: (n) => n + 1,
       decide: () => [{ type: 'Placed', data: {}, id }],
@@ -513,22 +519,9 @@ const shrinking = {
 
 test('an append still in flight that decided more: the retry waits for it and reports it done', async () => {
   const s = 'in-flight-shrinking';
-  let slow = null;
-  const flaky = {
-    async query(config) {
-      if (slow === null && config.text.includes('append_events')) {
-        // Attempt 1 runs on the server and commits 300 ms later; the client
-        // hears of a lost connection now.
-        slow = await pool.connect();
-        await slow.query('BEGIN');
-        await slow.query(config);
-        setTimeout(() => slow.query('COMMIT').finally(() => slow.release()), 300);
-        throw new Error('Connection terminated unexpectedly');
-      }
-      return pool.query(config);
-    },
-  };
-  const r = await es.handleCommand(flaky, s, shrinking, { baseDelayMs: 1 });
+  // Attempt 1 runs on the server and commits 300 ms later; the client hears
+  // of a lost connection now.
+  const r = await es.handleCommand(firstAppendInFlight(), s, shrinking, { baseDelayMs: 1 });
   const stored = await collect(es.readStream(pool, s));
   assert.deepEqual(stored.map((e) => e.type), ['att1-0', 'att1-1']);
   assert.equal(r.alreadyDone, true);

@@ -5,7 +5,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const es = require('..');
-const { createTestDatabase, collect } = require('./support/db');
+const { createTestDatabase, collect, recordingClient } = require('./support/db');
 
 let db;
 let pool;
@@ -19,17 +19,6 @@ test.after(async () => {
   await db.drop();
 });
 
-/* A client that records queries and answers none. */
-function recordingClient() {
-  const queries = [];
-  return {
-    queries,
-    query(config) {
-      queries.push(config);
-      return Promise.resolve({ rows: [] });
-    },
-  };
-}
 
 /* Append n counter events, each adding its own amount. */
 async function appendCounts(stream, expected, amounts) {

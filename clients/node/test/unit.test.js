@@ -8,18 +8,10 @@ const es = require('..');
 const { serializeEvents } = require('../lib/store');
 const { backoffDelay } = require('../lib/command');
 const { toInt8Param } = require('../lib/numbers');
+const { recordingClient: recordingClientWith } = require('./support/db');
 
-/* A client that records queries and answers none. */
-function recordingClient() {
-  const queries = [];
-  return {
-    queries,
-    query(config) {
-      queries.push(config);
-      return Promise.resolve({ rows: [{ version: '1', position: '0' }] });
-    },
-  };
-}
+/* A client that records queries; each answers version 1, position 0. */
+const recordingClient = () => recordingClientWith([{ version: '1', position: '0' }]);
 
 test('fromInt8 returns numbers while safe and BigInt beyond 2^53 - 1', () => {
   assert.equal(es.fromInt8('0'), 0);

@@ -99,4 +99,21 @@ async function waitFor(condition, { timeoutMs = 30000, intervalMs = 50, what = '
   }
 }
 
-module.exports = { createTestDatabase, directConfig, poolConfig, viaPgbouncer, collect, waitFor };
+/*
+ * A client that records the queries it is sent and reaches no server: each
+ * query answers with the given rows.
+ */
+function recordingClient(rows = []) {
+  const queries = [];
+  return {
+    queries,
+    query(config) {
+      queries.push(config);
+      return Promise.resolve({ rows });
+    },
+  };
+}
+
+module.exports = {
+  createTestDatabase, directConfig, poolConfig, viaPgbouncer, collect, waitFor, recordingClient,
+};
