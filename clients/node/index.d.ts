@@ -312,6 +312,135 @@ export function readSnapshot<State = unknown>(
 ): Promise<Snapshot<State> | null>;
 
 // ---------------------------------------------------------------------------
+// Stream lifecycle (extension 0.4.0)
+//
+// The server allows these only to a role with EXECUTE on the function and
+// DELETE on event_store.events; without them the call rejects with an
+// EventStoreError with code '42501'. A stream id beginning with '$' is
+// refused by the server ('22023'). Bad arguments are a TypeError or a
+// RangeError before any query.
+
+/**
+ * Soft-delete a stream if it is at the expected version (as for appends:
+ * NO_STREAM, STREAM_EXISTS, ANY or an exact version; VE001 otherwise).
+ * Every version up to the head is hidden for good and the stream's
+ * snapshots are deleted; the stream then reads as empty, and an append
+ * expecting NO_STREAM (0) or the head continues at head + 1 (versions are
+ * never reused). Deleting a stream without events, or one already deleted,
+ * changes nothing. Resolves to the head. A tombstoned stream rejects with
+ * StreamTombstonedError.
+ */
+export function deleteStream(client: Queryable, streamId: string, expected: ExpectedVersion): Promise<Version>;
+
+/**
+ * Tombstone a stream if it is at the expected version: its events and
+ * snapshots are removed, and every later append (an idempotent repeat of an
+ * append stored before included) and snapshot save rejects with
+ * StreamTombstonedError. A stream without events can be tombstoned (its id
+ * is reserved). Resolves to the number of events removed (0 for a stream
+ * already tombstoned).
+ */
+export function tombstoneStream(client: Queryable, streamId: string, expected: ExpectedVersion): Promise<Int8>;
+
+/**
+ * Hide the stream's versions below beforeVersion (1 or more), for good. The
+ * server refuses ('22023') a beforeVersion above head + 1 or below an
+ * earlier truncation. Resolves to the first visible version.
+ */
+export function truncateStream(client: Queryable, streamId: string, beforeVersion: Version): Promise<Version>;
+
+/** A stream's retention: each limit null or absent for none. */
+export interface StreamRetention {
+  /** Keep only the last maxCount events visible: a positive integer (a RangeError below 1). */
+  maxCount?: Int8 | null;
+  /**
+   * Hide events older than this: an interval in PostgreSQL's input syntax
+   * ('90 days', '1 hour 30 minutes'), or a number of seconds (finite, at
+   * least 0.000001; sent with microsecond precision). The server refuses
+   * ('22023') an interval that is not positive.
+   */
+  maxAge?: string | number | null;
+}
+
+/**
+ * Replace a stream's retention; `{}` clears it. The object is required and
+ * may hold only maxCount and maxAge (any other key is a TypeError, so that
+ * a misspelt key cannot clear a limit). Raising a limit shows again the
+ * hidden events purge has not removed yet.
+ */
+export function setStreamRetention(client: Queryable, streamId: string, retention: StreamRetention): Promise<void>;
+
+/** A stream's lifecycle state, as streamInfo returns it. */
+export interface StreamInfo {
+  /** The head: the last version ever appended (0 for a stream that does not exist). */
+  version: Version;
+  /** The first version reads may return now (1 for a stream that does not exist). */
+  firstVisibleVersion: Version;
+  /** The stream's truncation bound (truncateStream, deleteStream), as the server reports it. */
+  truncateBefore: Version | null;
+  /** The retention's maxCount, or null. */
+  maxCount: Int8 | null;
+  /** The retention's maxAge as the server prints the interval ('90 days', '01:00:00'), or null. */
+  maxAge: string | null;
+  tombstoned: boolean;
+}
+
+/** A stream's lifecycle state (takes no lock). */
+export function streamInfo(client: Queryable, streamId: string): Promise<StreamInfo>;
+
+/**
+ * Remove hidden events physically, at most maxEvents (an integer from 1 to
+ * 2^31 - 1; absent: the server's default, 10000). Resolves to the number
+ * removed; 0 at once when another purge is running.
+ */
+export function purge(client: Queryable, maxEvents?: number | null): Promise<Int8>;
+
+/**
+ * Erase a stream for data protection: a tombstone, with a row in
+ * event_store.erasures holding the reason (a non-empty string). Resolves to
+ * the number of events erased.
+ */
+export function eraseStream(client: Queryable, streamId: string, reason: string): Promise<Int8>;
+
+/** What a redaction writes in place of an event's data and metadata. */
+export interface Redaction {
+  /** Any JSON value (default {}). */
+  data?: {} | null;
+  /** A JSON object, or null or absent for none. */
+  metadata?: Metadata | null;
+}
+
+/**
+ * Rewrite one event's data and metadata in place (its position, version,
+ * type and id stay), with a row in event_store.erasures holding the reason
+ * (a non-empty string). The event id is a uuid in any form PostgreSQL
+ * accepts. An unknown id rejects with code 'P0002'; an event of $lifecycle
+ * with '22023'. Resolves to the event's global position.
+ */
+export function redactEvent(client: Queryable, eventId: string, reason: string, redaction?: Redaction): Promise<Position>;
+
+/** The type of a lifecycle event's data, by event type. */
+export type LifecycleEvent =
+  | { type: '$deleted'; data: { stream_id: string; version: number; first_visible_version: number } }
+  | { type: '$truncated'; data: { stream_id: string; first_visible_version: number } }
+  | { type: '$retention'; data: { stream_id: string; max_count: number | null; max_age: string | null } }
+  | { type: '$tombstoned'; data: { stream_id: string; version: number; events_removed: number } }
+  | { type: '$erased'; data: { stream_id: string; version: number; events_removed: number; erasure_id: number } }
+  | { type: '$redacted'; data: { stream_id: string; version: number; event_id: string; global_position: number; erasure_id: number } };
+
+/** The reserved stream the server appends lifecycle events to. */
+export const LIFECYCLE_STREAM: '$lifecycle';
+
+/**
+ * Whether an event (from readAll) is a lifecycle event: of stream
+ * '$lifecycle', with a type beginning with '$'. Lifecycle events are not
+ * in any category that readCategory reads.
+ */
+export function isLifecycleEvent(
+  event: { streamId: string; type: string },
+): event is RecordedEvent<LifecycleEvent>;
+
+// ---------------------------------------------------------------------------
 // The command loop
 
 /** What decide() is told besides the state. */
@@ -682,6 +811,26 @@ export class EventAlreadyStoredError extends EventStoreError {
   version: Version | undefined;
 }
 
+export interface StreamTombstonedErrorOptions {
+  streamId?: string;
+  cause?: unknown;
+  detail?: string;
+  hint?: string;
+}
+
+/**
+ * VE003: the stream is tombstoned (tombstoneStream or eraseStream): nothing
+ * can be appended to it or saved for it, ever again. isTransient says
+ * false: a retry cannot succeed.
+ */
+export class StreamTombstonedError extends EventStoreError {
+  constructor(message: string, options?: StreamTombstonedErrorOptions);
+  name: 'StreamTombstonedError';
+  code: 'VE003';
+  /** The call's stream, or for an error of your own SQL the one the server's message names. */
+  streamId?: string;
+}
+
 /** What a call knows when it maps an error. */
 export interface ErrorContext {
   streamId?: string;
@@ -691,8 +840,8 @@ export interface ErrorContext {
 
 /**
  * Map a pg error to a typed error: VE001 to WrongExpectedVersionError, VE002
- * to EventAlreadyStoredError, any other server error with a SQLSTATE to
- * EventStoreError. Anything else (no SQLSTATE: a lost connection, a
+ * to EventAlreadyStoredError, VE003 to StreamTombstonedError, any other
+ * server error with a SQLSTATE to EventStoreError. Anything else (no SQLSTATE: a lost connection, a
  * client-side timeout) is returned unchanged.
  *
  * After pg's client-side timeout (query_timeout) the functions of this

@@ -26,8 +26,21 @@ const {
   EventStoreError,
   WrongExpectedVersionError,
   EventAlreadyStoredError,
+  StreamTombstonedError,
   mapError,
 } = require('./lib/errors');
+const {
+  LIFECYCLE_STREAM,
+  deleteStream,
+  tombstoneStream,
+  truncateStream,
+  setStreamRetention,
+  streamInfo,
+  purge,
+  eraseStream,
+  redactEvent,
+  isLifecycleEvent,
+} = require('./lib/lifecycle');
 const { handleCommand, createStateCache, isTransient } = require('./lib/command');
 const { subscribe } = require('./lib/subscribe');
 const { newEventId } = require('./lib/uuid');
@@ -47,6 +60,16 @@ module.exports = {
   saveCheckpoint,
   saveSnapshot,
   readSnapshot,
+  LIFECYCLE_STREAM,
+  deleteStream,
+  tombstoneStream,
+  truncateStream,
+  setStreamRetention,
+  streamInfo,
+  purge,
+  eraseStream,
+  redactEvent,
+  isLifecycleEvent,
   handleCommand,
   createStateCache,
   isTransient,
@@ -56,5 +79,6 @@ module.exports = {
   EventStoreError,
   WrongExpectedVersionError,
   EventAlreadyStoredError,
+  StreamTombstonedError,
   mapError,
 };

@@ -5,7 +5,7 @@
  *
  * VE001 becomes a WrongExpectedVersionError and VE002 an
  * EventAlreadyStoredError, with the numbers parsed from their DETAIL, which
- * the extension writes in a fixed form. Every other error that carries a
+ * the extension writes in a fixed form; VE003 a StreamTombstonedError. Every other error that carries a
  * SQLSTATE becomes an EventStoreError with that code. The pg error is kept
  * as `cause`. Errors without a SQLSTATE (a lost connection, a client-side
  * timeout) are passed through unchanged: their outcome is unknown.
@@ -50,9 +50,22 @@ class EventAlreadyStoredError extends EventStoreError {
   }
 }
 
+/*
+ * VE003: the stream is tombstoned (or erased): nothing can be appended to
+ * it, or saved for it, ever again. Retrying never helps.
+ */
+class StreamTombstonedError extends EventStoreError {
+  constructor(message, { streamId, cause, detail, hint } = {}) {
+    super(message, { code: 'VE003', streamId, cause, detail, hint });
+    this.name = 'StreamTombstonedError';
+  }
+}
+
 const VE001_DETAIL = /^Expected version (any|-?\d+), actual version (-?\d+)\.$/;
 const VE002_DETAIL = /^Event id ([0-9a-fA-F-]{36}) is stored at version (\d+)\.$/;
 const ID_IN_MESSAGE = /^event id "([0-9a-fA-F-]{36})"/;
+// The extension ends its messages about one stream with: stream "<id>".
+const STREAM_IN_MESSAGE = /stream "(.*)"$/s;
 
 /* Whether an error is a server error carrying a SQLSTATE. */
 function hasSqlState(err) {
@@ -82,6 +95,16 @@ function mapError(err, context = {}) {
       version: m ? fromInt8(m[2]) : undefined,
     });
   }
+  if (err.code === 'VE003') {
+    // Without the call's stream (an error of the caller's own SQL), the
+    // one the message names.
+    let id = streamId;
+    if (id === undefined) {
+      const m = STREAM_IN_MESSAGE.exec(err.message || '');
+      if (m) id = m[1];
+    }
+    return new StreamTombstonedError(err.message, { ...opts, streamId: id });
+  }
   const mapped = new EventStoreError(err.message, { ...opts, code: err.code });
   if (err.code === '23505') {
     const m = ID_IN_MESSAGE.exec(err.message);
@@ -94,6 +117,7 @@ module.exports = {
   EventStoreError,
   WrongExpectedVersionError,
   EventAlreadyStoredError,
+  StreamTombstonedError,
   mapError,
   hasSqlState,
 };

@@ -536,6 +536,8 @@ module.exports = {
   isQueryTimeout,
   isWellFormed,
   checkName,
+  expectedParam,
+  toJson,
   groupParams,
   serializeEvents,
   appendParams,

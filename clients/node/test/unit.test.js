@@ -404,3 +404,213 @@ test('handleCommand recognises its own ids in any case: lost acknowledgement, VE
   const again = await es.handleCommand(store(events, {}), 's-1', command);
   assert.deepEqual([again.alreadyDone, again.version, again.attempts], [true, 1, 1]);
 });
+
+// ---------------------------------------------------------------------------
+// Stream lifecycle, without a server: arguments, queries, results, VE003.
+
+/* A client that records queries and answers each with the one row given for its SQL function. */
+function lifecycleClient(rowsByFunction = {}) {
+  const queries = [];
+  return {
+    queries,
+    query(config) {
+      queries.push(config);
+      const fn = /event_store\.(\w+)\(/.exec(config.text)[1];
+      return Promise.resolve({ rows: [rowsByFunction[fn] || {}] });
+    },
+  };
+}
+
+test('lifecycle functions: bad arguments throw before any query', async () => {
+  const client = lifecycleClient();
+  const ID = '0190f0e0-0000-7000-8000-000000000001';
+  for (const bad of [undefined, null, '', 5, {}, 'a\uD800']) {
+    await assert.rejects(es.deleteStream(client, bad, es.ANY), TypeError, `deleteStream streamId ${String(bad)}`);
+    await assert.rejects(es.tombstoneStream(client, bad, es.ANY), TypeError, `tombstoneStream streamId ${String(bad)}`);
+    await assert.rejects(es.truncateStream(client, bad, 1), TypeError, `truncateStream streamId ${String(bad)}`);
+    await assert.rejects(es.setStreamRetention(client, bad, {}), TypeError, `setStreamRetention streamId ${String(bad)}`);
+    await assert.rejects(es.streamInfo(client, bad), TypeError, `streamInfo streamId ${String(bad)}`);
+    await assert.rejects(es.eraseStream(client, bad, 'gdpr'), TypeError, `eraseStream streamId ${String(bad)}`);
+  }
+  // Expected versions as for appends: no default, integers of -2 or more.
+  for (const bad of [undefined, null, NaN, 1.5, '3', 2 ** 53, {}, true]) {
+    await assert.rejects(es.deleteStream(client, 's-1', bad), TypeError, `deleteStream expected ${String(bad)}`);
+    await assert.rejects(es.tombstoneStream(client, 's-1', bad), TypeError, `tombstoneStream expected ${String(bad)}`);
+  }
+  await assert.rejects(es.deleteStream(client, 's-1'), { name: 'TypeError', message: /NO_STREAM \(0\), STREAM_EXISTS \(-1\) or ANY \(-2\)/ });
+  for (const bad of [-3, -3n]) {
+    await assert.rejects(es.deleteStream(client, 's-1', bad), RangeError);
+    await assert.rejects(es.tombstoneStream(client, 's-1', bad), RangeError);
+  }
+  for (const bad of [undefined, null, NaN, 1.5, '3', 2 ** 53, true]) {
+    await assert.rejects(es.truncateStream(client, 's-1', bad), TypeError, `beforeVersion ${String(bad)}`);
+  }
+  for (const bad of [0, -1, 0n, 2n ** 63n]) {
+    await assert.rejects(es.truncateStream(client, 's-1', bad), RangeError, `beforeVersion ${String(bad)}`);
+  }
+  // Retention: an object with maxCount and/or maxAge only.
+  for (const bad of [undefined, null, 5, 'x', []]) {
+    await assert.rejects(es.setStreamRetention(client, 's-1', bad), TypeError, `retention ${String(bad)}`);
+  }
+  await assert.rejects(es.setStreamRetention(client, 's-1', { max_count: 5 }), { name: 'TypeError', message: /unknown key "max_count"/ });
+  await assert.rejects(es.setStreamRetention(client, 's-1', { maxCount: 5, maxAgeDays: 3 }), TypeError);
+  for (const bad of [1.5, '5', NaN, true]) {
+    await assert.rejects(es.setStreamRetention(client, 's-1', { maxCount: bad }), TypeError, `maxCount ${String(bad)}`);
+  }
+  for (const bad of [0, -1, 0n]) {
+    await assert.rejects(es.setStreamRetention(client, 's-1', { maxCount: bad }), RangeError, `maxCount ${String(bad)}`);
+  }
+  for (const bad of ['', NaN, Infinity, -Infinity, true, {}, [], 5n, 'x\uDC00']) {
+    await assert.rejects(es.setStreamRetention(client, 's-1', { maxAge: bad }), TypeError, `maxAge ${String(bad)}`);
+  }
+  for (const bad of [0, -1, -0.5, 1e-7]) {
+    await assert.rejects(es.setStreamRetention(client, 's-1', { maxAge: bad }), RangeError, `maxAge ${String(bad)}`);
+  }
+  // Purge: an integer (int4) of 1 or more, or nothing.
+  for (const bad of [1.5, '10', NaN, 10n, true, {}]) {
+    await assert.rejects(es.purge(client, bad), TypeError, `maxEvents ${String(bad)}`);
+  }
+  for (const bad of [0, -1, 2 ** 31]) {
+    await assert.rejects(es.purge(client, bad), RangeError, `maxEvents ${String(bad)}`);
+  }
+  // Reasons: non-empty strings.
+  for (const bad of [undefined, null, '', 5, {}, 'x\uD800']) {
+    await assert.rejects(es.eraseStream(client, 's-1', bad), TypeError, `erase reason ${String(bad)}`);
+    await assert.rejects(es.redactEvent(client, ID, bad), TypeError, `redact reason ${String(bad)}`);
+  }
+  for (const bad of [undefined, null, '', 'not-a-uuid', 5, ID.slice(1), {}]) {
+    await assert.rejects(es.redactEvent(client, bad, 'gdpr'), TypeError, `eventId ${String(bad)}`);
+  }
+  for (const bad of [null, 5, 'x', []]) {
+    await assert.rejects(es.redactEvent(client, ID, 'gdpr', bad), TypeError, `redaction ${String(bad)}`);
+  }
+  await assert.rejects(es.redactEvent(client, ID, 'gdpr', { meta: {} }), { name: 'TypeError', message: /unknown key "meta"/ });
+  for (const bad of [() => 1, Symbol('x'), { n: 1n }, NaN, { a: Infinity }]) {
+    await assert.rejects(es.redactEvent(client, ID, 'gdpr', { data: bad }), TypeError, `data ${String(bad)}`);
+  }
+  for (const bad of [5, 'x', [1], { a: NaN }]) {
+    await assert.rejects(es.redactEvent(client, ID, 'gdpr', { metadata: bad }), TypeError, `metadata ${String(bad)}`);
+  }
+  assert.equal(client.queries.length, 0);
+});
+
+test('lifecycle functions: one statement each, int8 values as text, results converted', async () => {
+  const client = lifecycleClient({
+    delete_stream: { version: '7' },
+    tombstone_stream: { removed: '9007199254740993' },
+    truncate_stream: { first_visible_version: '4' },
+    set_stream_retention: { set_stream_retention: '' },
+    stream_info: {
+      version: '12', first_visible_version: '9', truncate_before: '9', max_count: '3',
+      max_age: '90 days', tombstoned: false,
+    },
+    purge: { removed: '0' },
+    erase_stream: { erased: '5' },
+    redact_event: { global_position: '9007199254740995' },
+  });
+  const q = () => client.queries[client.queries.length - 1];
+
+  assert.equal(await es.deleteStream(client, 's-1', 6), 7);
+  assert.match(q().text, /event_store\.delete_stream\(/);
+  assert.deepEqual(q().values, ['s-1', '6']);
+  await es.deleteStream(client, 's-1', es.ANY);
+  assert.deepEqual(q().values, ['s-1', '-2']);
+  await es.deleteStream(client, 's-1', 9007199254740993n);
+  assert.deepEqual(q().values, ['s-1', '9007199254740993']);
+
+  assert.equal(await es.tombstoneStream(client, 's-1', es.NO_STREAM), 9007199254740993n);
+  assert.match(q().text, /event_store\.tombstone_stream\(/);
+  assert.deepEqual(q().values, ['s-1', '0']);
+
+  assert.equal(await es.truncateStream(client, 's-1', 4), 4);
+  assert.deepEqual(q().values, ['s-1', '4']);
+
+  assert.equal(await es.setStreamRetention(client, 's-1', { maxCount: 3, maxAge: '90 days' }), undefined);
+  assert.match(q().text, /set_stream_retention\(\$1::text, \$2::bigint, \$3::interval\)/);
+  assert.deepEqual(q().values, ['s-1', '3', '90 days']);
+  await es.setStreamRetention(client, 's-1', { maxAge: 90 });
+  assert.deepEqual(q().values, ['s-1', null, '90.000000 seconds']);
+  await es.setStreamRetention(client, 's-1', { maxAge: 1.5, maxCount: null });
+  assert.deepEqual(q().values, ['s-1', null, '1.500000 seconds']);
+  await es.setStreamRetention(client, 's-1', { maxCount: 10n, maxAge: undefined });
+  assert.deepEqual(q().values, ['s-1', '10', null]);
+  await es.setStreamRetention(client, 's-1', {});
+  assert.deepEqual(q().values, ['s-1', null, null], '{} clears both limits');
+
+  assert.deepEqual(await es.streamInfo(client, 's-1'), {
+    version: 12, firstVisibleVersion: 9, truncateBefore: 9, maxCount: 3, maxAge: '90 days', tombstoned: false,
+  });
+  assert.deepEqual(q().values, ['s-1']);
+
+  assert.equal(await es.purge(client), 0);
+  assert.match(q().text, /event_store\.purge\(\)/, 'no argument: the server default');
+  assert.deepEqual(q().values, []);
+  await es.purge(client, 500);
+  assert.match(q().text, /event_store\.purge\(\$1::integer\)/);
+  assert.deepEqual(q().values, [500]);
+
+  assert.equal(await es.eraseStream(client, 's-1', 'request 42'), 5);
+  assert.deepEqual(q().values, ['s-1', 'request 42']);
+
+  const upper = '0190F0E0-0000-7000-8000-0000000000AA';
+  assert.equal(await es.redactEvent(client, upper, 'gdpr'), 9007199254740995n);
+  assert.match(q().text, /redact_event\(\$1::uuid, \$2::text, \$3::jsonb, \$4::jsonb\)/);
+  assert.deepEqual(q().values, ['0190f0e0-0000-7000-8000-0000000000aa', 'gdpr', '{}', null], 'data defaults to {}');
+  await es.redactEvent(client, `{${upper}}`, 'gdpr', { data: { name: null }, metadata: { redacted: true } });
+  assert.deepEqual(q().values, ['0190f0e0-0000-7000-8000-0000000000aa', 'gdpr', '{"name":null}', '{"redacted":true}']);
+  await es.redactEvent(client, upper, 'gdpr', { data: null, metadata: null });
+  assert.deepEqual(q().values.slice(2), ['null', null], 'data null is JSON null');
+  await es.redactEvent(client, upper, 'gdpr', {});
+  assert.deepEqual(q().values.slice(2), ['{}', null]);
+  assert.equal(client.queries.length, 18);
+});
+
+test('VE003 maps to StreamTombstonedError, which is not transient', () => {
+  const cause = pgError('VE003', 'stream "acct-1" is tombstoned', undefined);
+  const err = es.mapError(cause, { streamId: 'acct-1' });
+  assert.ok(err instanceof es.StreamTombstonedError);
+  assert.ok(err instanceof es.EventStoreError);
+  assert.ok(err instanceof Error);
+  assert.equal(err.name, 'StreamTombstonedError');
+  assert.equal(err.code, 'VE003');
+  assert.equal(err.streamId, 'acct-1');
+  assert.equal(err.cause, cause);
+  assert.equal(err.message, cause.message);
+  // Without a call's stream (an error of the caller's own SQL), the one the message names.
+  assert.equal(es.mapError(pgError('VE003', 'cannot append to tombstoned stream "a "b" c"')).streamId, 'a "b" c');
+  assert.equal(es.mapError(pgError('VE003', 'tombstoned')).streamId, undefined);
+  assert.ok(!es.isTransient(err));
+  assert.ok(!es.isTransient(cause));
+});
+
+test('handleCommand does not retry an append refused with VE003', async () => {
+  let appends = 0;
+  const client = {
+    async query(config) {
+      if (config.text.includes('append_events')) {
+        appends++;
+        throw pgError('VE003', 'stream "s-1" is tombstoned');
+      }
+      return { rows: [] };
+    },
+  };
+  const command = { initialState: 0, evolve: (s) => s, decide: () => [{ type: 'T', data: 1 }] };
+  const err = await es.handleCommand(client, 's-1', command, { baseDelayMs: 0, maxAttempts: 5 }).then(() => null, (e) => e);
+  assert.ok(err instanceof es.StreamTombstonedError, String(err));
+  assert.equal(err.attempts, 1);
+  assert.equal(appends, 1);
+});
+
+test('isLifecycleEvent: the $lifecycle stream and a type beginning with $', () => {
+  const event = (streamId, type) => ({ streamId, type, version: 1, data: {} });
+  assert.equal(es.LIFECYCLE_STREAM, '$lifecycle');
+  for (const type of ['$deleted', '$truncated', '$retention', '$tombstoned', '$erased', '$redacted', '$']) {
+    assert.equal(es.isLifecycleEvent(event('$lifecycle', type)), true, type);
+  }
+  assert.equal(es.isLifecycleEvent(event('$lifecycle', 'deleted')), false);
+  assert.equal(es.isLifecycleEvent(event('acct-1', '$deleted')), false);
+  assert.equal(es.isLifecycleEvent(event('$lifecycle-x', '$deleted')), false);
+  assert.equal(es.isLifecycleEvent(event('$Lifecycle', '$deleted')), false);
+  assert.equal(es.isLifecycleEvent({ stream_id: '$lifecycle', type: '$deleted' }), false, 'a raw row is not an event');
+  for (const bad of [null, undefined, 5, '$lifecycle', {}]) assert.equal(es.isLifecycleEvent(bad), false);
+});
