@@ -1,7 +1,8 @@
 """A Python client for the event_store PostgreSQL extension (psycopg 3).
 
 Appends with optimistic concurrency, stream reads, the global log,
-snapshots, a command loop with idempotent retries, and exactly-once
+snapshots, stream lifecycle (delete, tombstone, truncate, retention, purge,
+erasure), a command loop with idempotent retries, and exactly-once
 projections.
 """
 
@@ -17,12 +18,25 @@ from .errors import (
     ReadOnly,
     SerializationConflict,
     StatementCanceled,
+    StreamTombstoned,
     TransientError,
     WrongExpectedVersion,
     is_transient,
     translate,
 )
-from .events import Event, RecordedEvent, Snapshot, new_event_id
+from .events import Event, RecordedEvent, Snapshot, StreamInfo, new_event_id
+from .lifecycle import (
+    LIFECYCLE_STREAM,
+    delete_stream,
+    erase_stream,
+    is_lifecycle_event,
+    purge,
+    redact_event,
+    set_stream_retention,
+    stream_info,
+    tombstone_stream,
+    truncate_stream,
+)
 from .store import (
     ANY,
     NO_STREAM,
@@ -43,6 +57,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ANY",
+    "LIFECYCLE_STREAM",
     "NO_STREAM",
     "STREAM_EXISTS",
     "Backoff",
@@ -61,21 +76,32 @@ __all__ = [
     "Snapshot",
     "StateCache",
     "StatementCanceled",
+    "StreamInfo",
+    "StreamTombstoned",
     "Subscription",
     "TransientError",
     "WrongExpectedVersion",
     "append_to_stream",
     "checkpoint",
+    "delete_stream",
+    "erase_stream",
     "handle_command",
+    "is_lifecycle_event",
     "is_transient",
     "new_event_id",
+    "purge",
     "read_all",
     "read_category",
     "read_snapshot",
     "read_stream",
+    "redact_event",
     "save_checkpoint",
     "save_snapshot",
+    "set_stream_retention",
+    "stream_info",
     "stream_version",
     "subscribe",
+    "tombstone_stream",
     "translate",
+    "truncate_stream",
 ]

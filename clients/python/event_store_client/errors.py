@@ -4,10 +4,11 @@ Every class derives from :class:`EventStoreError`, which is a
 :class:`psycopg.DatabaseError`, so ``except psycopg.Error`` still catches
 them all.
 
-The event store's own SQLSTATEs (``VE001``, ``VE002``) are registered with
-psycopg when this module is imported: psycopg raises
-:class:`WrongExpectedVersion` and :class:`EventAlreadyStored` for them from
-any query, the library's or your own SQL.
+The event store's own SQLSTATEs (``VE001``, ``VE002``, ``VE003``) are
+registered with psycopg when this module is imported: psycopg raises
+:class:`WrongExpectedVersion`, :class:`EventAlreadyStored` and
+:class:`StreamTombstoned` for them from any query, the library's or your
+own SQL.
 
 Standard SQLSTATEs (``23505``, ``40001``, ...) are not registered globally,
 since other code in the process may rely on psycopg's own classes. The
@@ -31,6 +32,7 @@ __all__ = [
     "EventStoreError",
     "WrongExpectedVersion",
     "EventAlreadyStored",
+    "StreamTombstoned",
     "DuplicateEventId",
     "InvalidInput",
     "TransientError",
@@ -114,6 +116,16 @@ class EventAlreadyStored(EventStoreError, code="VE002"):
         return int(match.group(2)) if match else None
 
 
+class StreamTombstoned(EventStoreError, code="VE003"):
+    """The stream is tombstoned (SQLSTATE ``VE003``): by
+    ``tombstone_stream`` or ``erase_stream``.
+
+    Nothing can be appended to it, or saved for it, ever again; an
+    idempotent repeat of an append stored before the tombstone is refused
+    too. Not a :class:`TransientError`: a retry can never succeed.
+    """
+
+
 class DuplicateEventId(EventStoreError, pg_errors.UniqueViolation):
     """An event id belongs to another stream, or appears twice in one call
     (SQLSTATE ``23505``)."""
@@ -172,6 +184,7 @@ class PermissionDenied(EventStoreError, pg_errors.InsufficientPrivilege):
 _TRANSLATIONS: Dict[str, Type[EventStoreError]] = {
     "VE001": WrongExpectedVersion,
     "VE002": EventAlreadyStored,
+    "VE003": StreamTombstoned,
     "23505": DuplicateEventId,
     "22004": InvalidInput,
     "22023": InvalidInput,
@@ -210,8 +223,9 @@ def is_transient(exc: BaseException) -> bool:
     SQLSTATE (the server never answered: a lost connection, whose outcome
     is unknown, or a failed connect). False for everything else, among
     them ``57014`` (a cancel is a request to stop), ``55000`` (an object
-    in the wrong state), ``53xxx`` (resources exhausted) and ``VE001`` (a
-    conflict: decide again on the new state rather than repeat the call).
+    in the wrong state), ``53xxx`` (resources exhausted), ``VE001`` (a
+    conflict: decide again on the new state rather than repeat the call)
+    and ``VE003`` (a tombstoned stream stays tombstoned).
     """
     if not isinstance(exc, psycopg.Error):
         return False

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
 
-__all__ = ["Event", "RecordedEvent", "Snapshot", "new_event_id"]
+__all__ = ["Event", "RecordedEvent", "Snapshot", "StreamInfo", "new_event_id"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,26 @@ class Snapshot:
     version: int
     state: Any
     created_at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """A stream's lifecycle state: the row of ``event_store.stream_info``.
+
+    ``version`` is the head, the last version ever appended (0 for a
+    stream that does not exist); ``first_visible_version`` the first
+    version reads return now (1 for a stream that does not exist);
+    ``truncate_before`` the stream's truncation bound as the server keeps
+    it; ``max_count`` and ``max_age`` (a :class:`datetime.timedelta`) its
+    retention, None for no limit; ``tombstoned`` whether it is tombstoned.
+    """
+
+    version: int
+    first_visible_version: int
+    truncate_before: Optional[int]
+    max_count: Optional[int]
+    max_age: Optional[datetime.timedelta]
+    tombstoned: bool
 
 
 class _Uuid7:
