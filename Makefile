@@ -19,7 +19,9 @@ OBJS = \
 	src/global_log.o \
 	src/heads.o \
 	src/guard.o \
-	src/storage.o
+	src/lifecycle.o \
+	src/storage.o \
+	src/visibility.o
 
 # The install script of the first release (frozen) and every upgrade script:
 # CREATE EXTENSION installs the current version along that chain, so every

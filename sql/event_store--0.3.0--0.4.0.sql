@@ -2,6 +2,13 @@
  * event_store--0.3.0--0.4.0.sql
  *		Upgrade script from event_store 0.3.0 to 0.4.0.
  *
+ * The stream lifecycle (lifecycle.c and visibility.c say how it works):
+ * soft delete, tombstones, truncation and retention limits, kept in new
+ * columns of the stream-heads table; purge; erasure and redaction for data
+ * protection, with an audit table; and lifecycle events in the reserved
+ * stream $lifecycle, which user appends cannot forge since 0.4.0's appends
+ * refuse stream ids and event types beginning with '$'.
+ *
  * Snapshots: an aggregate's folded state saved at a version of its stream,
  * so that loading it reads the latest snapshot and then only the events
  * after it.  A snapshot is derived data, not history: saving one again at
@@ -20,6 +27,248 @@
  */
 
 \echo Use "ALTER EXTENSION event_store UPDATE TO '0.4.0'" to load this file. \quit
+
+/*
+ * Stream ids beginning with '$' are reserved from 0.4.0 on; a store that
+ * has one cannot be updated until it is renamed away (nothing here would
+ * rename a user's stream).
+ */
+DO $check$
+BEGIN
+	IF EXISTS (SELECT 1 FROM event_store.streams s
+				WHERE pg_catalog.starts_with(s.stream_id, '$')) THEN
+		RAISE EXCEPTION 'event_store 0.4.0 reserves stream ids beginning with "$"'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'This store has streams whose ids begin with "$".',
+				  HINT = 'Copy those streams to ids without the prefix before updating.';
+	END IF;
+END
+$check$;
+
+/*
+ * The lifecycle columns of a stream's head.  Constant defaults, so no
+ * rewrite; none is indexed except in the predicate of a partial index that
+ * appends never change, so the head's update stays heap-only (HOT).  A head
+ * at version 0 is a stream with no events that was tombstoned, or given a
+ * retention limit before its first append.
+ */
+ALTER TABLE event_store.streams
+	ADD COLUMN visible_from bigint NOT NULL DEFAULT 1,
+	ADD COLUMN tombstoned boolean NOT NULL DEFAULT false,
+	ADD COLUMN max_count bigint,
+	ADD COLUMN max_age interval,
+	DROP CONSTRAINT streams_version_check,
+	ADD CONSTRAINT streams_version_check CHECK (version >= 0),
+	ADD CONSTRAINT streams_visible_from_check CHECK (visible_from >= 1),
+	ADD CONSTRAINT streams_max_count_check CHECK (max_count >= 1),
+	ADD CONSTRAINT streams_max_age_check
+		CHECK (max_age OPERATOR(pg_catalog.>) '0'::interval);
+
+/* The streams that hide anything: the global log's cache and purge scan it. */
+CREATE INDEX streams_lifecycle_idx ON event_store.streams (stream_id)
+	WHERE visible_from OPERATOR(pg_catalog.>) 1
+	   OR max_count IS NOT NULL OR max_age IS NOT NULL;
+
+/*
+ * The audit of erasures: what was erased, when, by whom and why, and how
+ * many events; never any of the erased data.  Written only by erase_stream
+ * and redact_event, and guarded like the events.
+ */
+CREATE SEQUENCE event_store.erasures_erasure_id_seq AS bigint;
+
+CREATE TABLE event_store.erasures (
+	erasure_id	bigint NOT NULL
+		DEFAULT pg_catalog.nextval('event_store.erasures_erasure_id_seq'),
+	erased_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	erased_by	text NOT NULL,
+	operation	text NOT NULL,
+	stream_id	text COLLATE "C" NOT NULL,
+	event_id	uuid,
+	event_count bigint NOT NULL,
+	first_position bigint,
+	last_position bigint,
+	reason		text NOT NULL,
+	CONSTRAINT erasures_pkey PRIMARY KEY (erasure_id),
+	CONSTRAINT erasures_operation_check
+		CHECK (operation OPERATOR(pg_catalog.=) ANY (ARRAY['erase_stream', 'redact_event']))
+);
+
+ALTER SEQUENCE event_store.erasures_erasure_id_seq
+	OWNED BY event_store.erasures.erasure_id;
+
+SELECT pg_catalog.pg_extension_config_dump('event_store.erasures', '');
+SELECT pg_catalog.pg_extension_config_dump('event_store.erasures_erasure_id_seq', '');
+
+CREATE TRIGGER erasures_append_only
+	BEFORE UPDATE OR DELETE OR TRUNCATE ON event_store.erasures
+	FOR EACH STATEMENT EXECUTE FUNCTION event_store.refuse_change();
+ALTER TABLE event_store.erasures ENABLE ALWAYS TRIGGER erasures_append_only;
+
+/* Appends refuse the reserved '$' prefix from now on. */
+CREATE OR REPLACE FUNCTION event_store.append_event(
+	stream_id text,
+	expected_version bigint,
+	event_type text,
+	data jsonb,
+	metadata jsonb DEFAULT NULL,
+	event_id uuid DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'append_event_reserved'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE OR REPLACE FUNCTION event_store.append_events(
+	stream_id text,
+	expected_version bigint,
+	events jsonb)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'append_events_reserved'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+/* The first version a stream shows (read_stream's lower bound). */
+CREATE FUNCTION event_store.first_visible_version(stream_id text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'first_visible_version'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+/*
+ * read_stream shows the versions from the first visible one on: the bound
+ * is one more bound of the index range, computed once per call.
+ */
+CREATE OR REPLACE FUNCTION event_store.read_stream(
+	stream_id text,
+	from_version bigint DEFAULT NULL,
+	max_count bigint DEFAULT NULL,
+	backward boolean DEFAULT false)
+RETURNS SETOF event_store.event
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	(SELECT e.global_position, e.stream_id, e.version, e.event_id,
+			e.event_type, e.data, e.metadata, e.created_at
+	   FROM event_store.events e
+	  WHERE e.stream_id OPERATOR(pg_catalog.=) read_stream.stream_id
+		AND e.version OPERATOR(pg_catalog.>=)
+			GREATEST(COALESCE(read_stream.from_version, 1::bigint),
+					 event_store.first_visible_version(read_stream.stream_id))
+		AND e.version OPERATOR(pg_catalog.<=)
+			CASE WHEN COALESCE(read_stream.backward, false) THEN 0::bigint
+				 ELSE 9223372036854775807::bigint END
+	  ORDER BY e.version
+	  LIMIT read_stream.max_count)
+	UNION ALL
+	(SELECT e.global_position, e.stream_id, e.version, e.event_id,
+			e.event_type, e.data, e.metadata, e.created_at
+	   FROM event_store.events e
+	  WHERE e.stream_id OPERATOR(pg_catalog.=) read_stream.stream_id
+		AND e.version OPERATOR(pg_catalog.>=)
+			event_store.first_visible_version(read_stream.stream_id)
+		AND e.version OPERATOR(pg_catalog.<=)
+			CASE WHEN COALESCE(read_stream.backward, false)
+				 THEN COALESCE(read_stream.from_version,
+							   9223372036854775807::bigint)
+				 ELSE 0::bigint END
+	  ORDER BY e.version DESC
+	  LIMIT read_stream.max_count);
+END;
+
+/* A stream's lifecycle state. */
+CREATE FUNCTION event_store.stream_info(
+	stream_id text,
+	OUT version bigint,
+	OUT first_visible_version bigint,
+	OUT truncate_before bigint,
+	OUT max_count bigint,
+	OUT max_age interval,
+	OUT tombstoned boolean)
+RETURNS record
+AS 'MODULE_PATHNAME', 'stream_info'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+CREATE FUNCTION event_store.delete_stream(stream_id text, expected_version bigint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'delete_stream'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION event_store.tombstone_stream(stream_id text, expected_version bigint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'tombstone_stream'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION event_store.truncate_stream(stream_id text, before_version bigint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'truncate_stream'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION event_store.set_stream_retention(
+	stream_id text,
+	max_count bigint DEFAULT NULL,
+	max_age interval DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'set_stream_retention'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION event_store.purge(max_events integer DEFAULT 10000)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'purge'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION event_store.erase_stream(stream_id text, reason text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'erase_stream'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION event_store.redact_event(
+	event_id uuid,
+	reason text,
+	data jsonb DEFAULT '{}'::jsonb,
+	metadata jsonb DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'redact_event'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+REVOKE ALL ON FUNCTION
+	event_store.first_visible_version(text),
+	event_store.stream_info(text),
+	event_store.delete_stream(text, bigint),
+	event_store.tombstone_stream(text, bigint),
+	event_store.truncate_stream(text, bigint),
+	event_store.set_stream_retention(text, bigint, interval),
+	event_store.purge(integer),
+	event_store.erase_stream(text, text),
+	event_store.redact_event(uuid, text, jsonb, jsonb)
+	FROM PUBLIC;
+
+COMMENT ON COLUMN event_store.streams.version IS
+	'The stream''s current version: the version of its last event (0: none yet)';
+COMMENT ON COLUMN event_store.streams.visible_from IS
+	'The first version reads may show; raised by delete_stream and truncate_stream, never lowered';
+COMMENT ON COLUMN event_store.streams.tombstoned IS
+	'Deleted for good: the stream takes no more appends';
+COMMENT ON COLUMN event_store.streams.max_count IS
+	'Retention: reads show at most this many of the latest events';
+COMMENT ON COLUMN event_store.streams.max_age IS
+	'Retention: reads show only events younger than this';
+COMMENT ON INDEX event_store.streams_lifecycle_idx IS
+	'The streams that hide events: for the global log''s readers and purge';
+COMMENT ON TABLE event_store.erasures IS
+	'Audit of erasures and redactions: what, when, by whom, why; no erased data';
+COMMENT ON FUNCTION event_store.first_visible_version(text) IS
+	'The first version read_stream shows, after deletes, truncation and retention';
+COMMENT ON FUNCTION event_store.stream_info(text) IS
+	'A stream''s version, first visible version and lifecycle settings';
+COMMENT ON FUNCTION event_store.delete_stream(text, bigint) IS
+	'Soft delete: hide the stream''s events for good; appends continue at the next version';
+COMMENT ON FUNCTION event_store.tombstone_stream(text, bigint) IS
+	'Hard delete: remove the stream''s events; the stream id takes no more appends (VE003)';
+COMMENT ON FUNCTION event_store.truncate_stream(text, bigint) IS
+	'Hide the stream''s versions below before_version, for good';
+COMMENT ON FUNCTION event_store.set_stream_retention(text, bigint, interval) IS
+	'Set the stream''s retention limits (NULL clears one): max_count, max_age';
+COMMENT ON FUNCTION event_store.purge(integer) IS
+	'Remove hidden events physically, at most max_events; returns how many';
+COMMENT ON FUNCTION event_store.erase_stream(text, text) IS
+	'Erase a stream for data protection: its events and snapshots, with an audit row';
+COMMENT ON FUNCTION event_store.redact_event(uuid, text, jsonb, jsonb) IS
+	'Rewrite one event''s data and metadata in place for data protection, with an audit row';
 
 CREATE TABLE event_store.snapshots (
 	stream_id	text COLLATE "C" NOT NULL,
@@ -47,6 +296,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
 	head bigint;
+	hidden_below bigint;
 BEGIN
 	IF save_snapshot.stream_id IS NULL OR save_snapshot.version IS NULL
 	   OR save_snapshot.state IS NULL THEN
@@ -70,6 +320,18 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = format('The stream is at version %s.', head),
 				  HINT = 'Save a snapshot of a version the stream has.';
+	END IF;
+
+	-- Versions a delete or truncation hid are not the stream's any more.
+	SELECT s.visible_from INTO hidden_below
+	  FROM event_store.streams s
+	 WHERE s.stream_id OPERATOR(pg_catalog.=) save_snapshot.stream_id;
+	IF save_snapshot.version < hidden_below THEN
+		RAISE EXCEPTION 'stream "%" has no version %',
+			save_snapshot.stream_id, save_snapshot.version
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Versions below %s are deleted or truncated.', hidden_below),
+				  HINT = 'Save a snapshot of a version the stream shows.';
 	END IF;
 
 	INSERT INTO event_store.snapshots AS t (stream_id, version, state)

@@ -88,6 +88,8 @@ PG_FUNCTION_INFO_V1(append_event);
 PG_FUNCTION_INFO_V1(append_events);
 PG_FUNCTION_INFO_V1(append_event_checked);
 PG_FUNCTION_INFO_V1(append_events_checked);
+PG_FUNCTION_INFO_V1(append_event_reserved);
+PG_FUNCTION_INFO_V1(append_events_reserved);
 PG_FUNCTION_INFO_V1(lock_all_streams);
 PG_FUNCTION_INFO_V1(new_event_id);
 
@@ -100,12 +102,13 @@ static void ReportForeignId(const pg_uuid_t *id);
 static int64 CheckRepeat(EsStorage *st, text *stream_id, int64 expected,
 						 EsEventInput *events, int nevents, bool legacy);
 static int64 ExpectedArg(FunctionCallInfo fcinfo, bool legacy);
-static Datum AppendEvent(FunctionCallInfo fcinfo, bool legacy);
-static Datum AppendEvents(FunctionCallInfo fcinfo, bool legacy);
+static Datum AppendEvent(FunctionCallInfo fcinfo, bool legacy,
+						 bool refuse_reserved);
+static Datum AppendEvents(FunctionCallInfo fcinfo, bool legacy,
+						  bool refuse_reserved);
 static void InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 						 EsEventInput *events, int nevents, Jsonb *batch);
 static void Notify(void);
-static bool VersionMatches(int64 expected, int64 current);
 
 /*
  * Take the stream lock until the end of the transaction, unless the
@@ -125,6 +128,29 @@ LockStream(EsStorage *st, text *stream_id)
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (key >> 32),
 						 (uint32) key, ES_LOCK_FIELD4);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/* Take a stream's lock, as an append does (for the lifecycle functions). */
+void
+es_lock_stream(EsStorage *st, text *stream_id)
+{
+	LockStream(st, stream_id);
+}
+
+/*
+ * Report an append to a tombstoned stream.  This is checked before
+ * everything else, the repeat of an earlier call included: a stream deleted
+ * for good takes nothing more, and a retry must not be told it succeeded.
+ */
+void
+es_report_tombstoned(text *stream_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_ES_STREAM_TOMBSTONED),
+			 errmsg("stream \"%s\" is tombstoned", text_to_cstring(stream_id)),
+			 errdetail("The stream was deleted for good and can never be written to again."),
+			 errhidestmt(true),
+			 errhidecontext(true)));
 }
 
 /*
@@ -156,6 +182,13 @@ ReportConflict(text *stream_id, int64 expected, int64 actual,
 			 errhint("Read the stream again and decide on its current state."),
 			 errhidestmt(true),
 			 errhidecontext(true)));
+}
+
+/* Report a failed expected-version check (for the lifecycle functions). */
+void
+es_report_conflict(text *stream_id, int64 expected, int64 actual)
+{
+	ReportConflict(stream_id, expected, actual, false);
 }
 
 /*
@@ -243,7 +276,8 @@ CheckRepeat(EsStorage *st, text *stream_id, int64 expected,
 	 */
 	if (nfound == nevents && consecutive &&
 		(expected == ES_EXPECT_ANY || expected == ES_EXPECT_STREAM_EXISTS ||
-		 first == expected + 1))
+		 first == expected + 1 ||
+		 (expected == ES_EXPECT_NO_STREAM && first == EsHeadVisibleFrom(st))))
 		return first + nevents - 1;
 
 	if (legacy)
@@ -327,16 +361,24 @@ Notify(void)
 	Async_Notify("event_store", "");
 }
 
-/* Does the current version satisfy the expectation? */
-static bool
-VersionMatches(int64 expected, int64 current)
+/*
+ * Does the stream's head satisfy the expectation?  A stream whose events are
+ * all hidden by a soft delete or a truncation (its first visible version is
+ * past its head) reads as empty, so "no stream" matches it and "stream
+ * exists" does not; its exact version still matches too.
+ */
+bool
+es_version_matches(const EsStorage *st, int64 expected)
 {
+	int64		current = st->head_version;
+	bool		emptied = current > 0 && EsHeadVisibleFrom(st) > current;
+
 	if (expected == ES_EXPECT_ANY)
 		return true;
 	if (expected == ES_EXPECT_NO_STREAM)
-		return current == 0;
+		return current == 0 || emptied;
 	if (expected == ES_EXPECT_STREAM_EXISTS)
-		return current > 0;
+		return current > 0 && !emptied;
 	return current == expected;
 }
 
@@ -360,6 +402,8 @@ es_append(const char *funcname, text *stream_id, int64 expected,
 	LockStream(&st, stream_id);
 	es_storage_read_head(&st, stream_id);
 	current = st.head_version;
+	if (EsHeadTombstoned(&st))
+		es_report_tombstoned(stream_id);
 
 	result = CheckRepeat(&st, stream_id, expected, events, nevents, legacy);
 	if (result >= 0)
@@ -368,8 +412,8 @@ es_append(const char *funcname, text *stream_id, int64 expected,
 		return result;
 	}
 
-	if (!VersionMatches(expected, current))
-		ReportConflict(stream_id, expected, current, false);
+	if (!es_version_matches(&st, expected))
+		es_report_conflict(stream_id, expected, current);
 
 	if (nevents == 0)
 	{
@@ -425,11 +469,14 @@ ExpectedArg(FunctionCallInfo fcinfo, bool legacy)
  *							metadata, event_id) returns bigint
  */
 static Datum
-AppendEvent(FunctionCallInfo fcinfo, bool legacy)
+AppendEvent(FunctionCallInfo fcinfo, bool legacy, bool refuse_reserved)
 {
 	text	   *stream_id = es_check_stream_id(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
 	int64		expected = ExpectedArg(fcinfo, legacy);
 	EsEventInput ev;
+
+	if (refuse_reserved)
+		es_refuse_reserved_stream(stream_id);
 
 	memset(&ev, 0, sizeof(ev));
 	if (PG_ARGISNULL(2))
@@ -438,6 +485,8 @@ AppendEvent(FunctionCallInfo fcinfo, bool legacy)
 				 errmsg("event type must not be null")));
 	ev.event_type = PG_GETARG_TEXT_PP(2);
 	es_check_event_type(ev.event_type);
+	if (refuse_reserved)
+		es_refuse_reserved_type(ev.event_type);
 
 	if (PG_ARGISNULL(3))
 		ereport(ERROR,
@@ -468,7 +517,7 @@ AppendEvent(FunctionCallInfo fcinfo, bool legacy)
  * returns bigint
  */
 static Datum
-AppendEvents(FunctionCallInfo fcinfo, bool legacy)
+AppendEvents(FunctionCallInfo fcinfo, bool legacy, bool refuse_reserved)
 {
 	text	   *stream_id = es_check_stream_id(PG_GETARG_DATUM(0), PG_ARGISNULL(0));
 	int64		expected = ExpectedArg(fcinfo, legacy);
@@ -476,29 +525,48 @@ AppendEvents(FunctionCallInfo fcinfo, bool legacy)
 	EsEventInput *events;
 	int			nevents;
 
+	if (refuse_reserved)
+		es_refuse_reserved_stream(stream_id);
+
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("events must not be null"),
 				 errhint("Pass an empty JSON array to check the expected version without appending.")));
 	batch = PG_GETARG_JSONB_P(2);
-	events = es_parse_event_array(batch, &nevents);
+	events = es_parse_event_array(batch, &nevents, refuse_reserved);
 
 	PG_RETURN_INT64(es_append("append_events", stream_id, expected, events,
 							  nevents, batch, legacy));
 }
 
-/* The append functions of 0.3.0 on: NULL refused, VE002 for stored ids. */
+/*
+ * The append functions of 0.4.0 on: as 0.3.0's, and stream ids and event
+ * types beginning with '$' are refused (reserved for lifecycle events).
+ */
+Datum
+append_event_reserved(PG_FUNCTION_ARGS)
+{
+	return AppendEvent(fcinfo, false, true);
+}
+
+Datum
+append_events_reserved(PG_FUNCTION_ARGS)
+{
+	return AppendEvents(fcinfo, false, true);
+}
+
+/* The append functions of 0.3.0: NULL refused, VE002 for stored ids. */
 Datum
 append_event_checked(PG_FUNCTION_ARGS)
 {
-	return AppendEvent(fcinfo, false);
+	return AppendEvent(fcinfo, false, false);
 }
 
 Datum
 append_events_checked(PG_FUNCTION_ARGS)
 {
-	return AppendEvents(fcinfo, false);
+	return AppendEvents(fcinfo, false, false);
 }
 
 /*
@@ -508,13 +576,13 @@ append_events_checked(PG_FUNCTION_ARGS)
 Datum
 append_event(PG_FUNCTION_ARGS)
 {
-	return AppendEvent(fcinfo, true);
+	return AppendEvent(fcinfo, true, false);
 }
 
 Datum
 append_events(PG_FUNCTION_ARGS)
 {
-	return AppendEvents(fcinfo, true);
+	return AppendEvents(fcinfo, true, false);
 }
 
 /*

@@ -174,7 +174,9 @@ static const Oid events_types[Natts_es_events] = {
 	TIMESTAMPTZOID
 };
 
-static const Oid streams_types[Natts_es_streams] = {TEXTOID, INT8OID};
+static const Oid streams_types[Natts_es_streams] = {
+	TEXTOID, INT8OID, INT8OID, BOOLOID, INT8OID, INTERVALOID
+};
 
 /*
  * Check the row type a read function returns: the read functions store the
@@ -299,6 +301,9 @@ FindIndexes(EsCatalog *cat, Relation table, bool is_events)
 	static const Oid event_id_types[1] = {UUIDOID};
 	static const AttrNumber stream_id_keys[1] = {Anum_es_streams_stream_id};
 	static const Oid stream_id_types[1] = {TEXTOID};
+	static const AttrNumber stream_version_keys[2] = {Anum_es_events_stream_id,
+	Anum_es_events_version};
+	static const Oid stream_version_types[2] = {TEXTOID, INT8OID};
 	List	   *indexes = RelationGetIndexList(table);
 	ListCell   *lc;
 
@@ -317,6 +322,9 @@ FindIndexes(EsCatalog *cat, Relation table, bool is_events)
 		else if (unique && index->rd_index->indimmediate &&
 				 KeysAre(index, event_id_keys, event_id_types, 1))
 			Consider(cat, ES_INDEX_EVENT_ID, index);
+		else if (unique &&
+				 KeysAre(index, stream_version_keys, stream_version_types, 2))
+			Consider(cat, ES_INDEX_STREAM_VERSION, index);
 		else if (KeysAre(index, category_keys, category_types, 2) &&
 				 IsCategoryExpression(index, cat->category_fn))
 			Consider(cat, ES_INDEX_CATEGORY, index);
@@ -331,6 +339,7 @@ static const char *const index_role_names[ES_NUM_INDEX_ROLES] = {
 	"(event_store.category(stream_id), global_position)",
 	"(event_id), unique and not deferrable",
 	"(stream_id), unique",
+	"(stream_id, version), unique",
 };
 
 /*
@@ -388,6 +397,51 @@ es_check_select(Relation rel)
 	aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, RelationGetRelationName(rel));
 }
 
+/*
+ * Check the caller's right to run a destructive lifecycle function: DELETE
+ * on event_store.events.  The guard refuses every DELETE of the table, so
+ * the privilege serves for nothing else; EXECUTE on the function alone, as
+ * a grant on all functions of the schema would give, is not enough.
+ */
+void
+es_check_lifecycle_right(Relation events)
+{
+	if (pg_class_aclcheck(RelationGetRelid(events), GetUserId(),
+						  ACL_DELETE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to delete, purge or erase events"),
+				 errdetail("The lifecycle functions need DELETE on table \"%s.events\" as well as EXECUTE on the function.",
+						   ES_SCHEMA)));
+}
+
+/*
+ * The partial index of event_store.streams on the streams that hide
+ * anything, when it is there and usable; InvalidOid otherwise (the caller
+ * then scans the table).
+ */
+Oid
+es_lifecycle_index(Relation streams)
+{
+	Oid			indexid = get_relname_relid("streams_lifecycle_idx",
+											RelationGetNamespace(streams));
+	HeapTuple	tuple;
+	bool		ok = false;
+
+	if (!OidIsValid(indexid))
+		return InvalidOid;
+	tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexid));
+	if (HeapTupleIsValid(tuple))
+	{
+		Form_pg_index form = (Form_pg_index) GETSTRUCT(tuple);
+
+		ok = form->indrelid == RelationGetRelid(streams) &&
+			form->indisvalid && form->indisready && form->indislive;
+		ReleaseSysCache(tuple);
+	}
+	return ok ? indexid : InvalidOid;
+}
+
 /* Return the extension's relation OIDs, looking them up if needed. */
 static const EsCatalog *
 GetCatalog(void)
@@ -410,6 +464,7 @@ GetCatalog(void)
 	found.streams = LookupRelation(nsp, "streams");
 	found.gate = LookupRelation(nsp, "event");
 	found.category_fn = LookupCategoryFunction();
+	found.lifecycle = false;
 	for (int i = 0; i < ES_NUM_INDEX_ROLES; i++)
 	{
 		found.index[i] = InvalidOid;
@@ -466,7 +521,12 @@ es_catalog_open(LOCKMODE mode, Relation *events, Relation *streams)
 			}
 			if (!streams_checked && s != NULL)
 			{
-				CheckShape(s, streams_types, Natts_es_streams);
+				/* The lifecycle columns come with 0.4.0. */
+				cache.lifecycle =
+					RelationGetDescr(s)->natts != Natts_es_streams_0_1;
+				CheckShape(s, streams_types,
+						   cache.lifecycle ? Natts_es_streams :
+						   Natts_es_streams_0_1);
 				FindIndexes(&cache, s, false);
 				streams_checked = true;
 			}

@@ -20,6 +20,7 @@
 #include "fmgr.h"
 #include "storage/lock.h"
 #include "utils/fmgrprotos.h"
+#include "utils/timestamp.h"
 #include "utils/uuid.h"
 
 /*
@@ -113,6 +114,18 @@ es_builtin_uuidv7(pg_uuid_t *out)
 	return true;
 #else
 	(void) out;
+	return false;
+#endif
+}
+
+/* Is an interval infinite?  (17 added infinite intervals.) */
+static inline bool
+es_interval_is_infinite(const Interval *interval)
+{
+#if PG_VERSION_NUM >= 170000
+	return INTERVAL_NOT_FINITE(interval);
+#else
+	(void) interval;
 	return false;
 #endif
 }

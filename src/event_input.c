@@ -42,7 +42,8 @@ static JsonbValue *GetKey(JsonbContainer *obj, const char *key,
 						  JsonbValue *buf);
 static void RefuseUnknownKey(JsonbContainer *obj, int index);
 static void ReadElement(JsonbContainer *root, int i, EsEventInput *ev,
-						bool load);
+						bool load, bool refuse_reserved);
+static void RefuseReserved(const char *what, const char *value, int len);
 static int CompareIdAt(const void *a, const void *b);
 
 /* Check a stream id argument and return it detoasted. */
@@ -107,6 +108,37 @@ es_check_event_type(text *event_type)
 				 errmsg("event type is too long"),
 				 errdetail("An event type is at most %d bytes; this one has %d.",
 						   ES_MAX_EVENT_TYPE_LEN, len)));
+}
+
+/*
+ * Refuse a stream id or event type that begins with '$': the prefix is
+ * reserved for the extension's lifecycle events (the stream $lifecycle and
+ * its types), so that no append can forge one.
+ */
+static void
+RefuseReserved(const char *what, const char *value, int len)
+{
+	if (len > 0 && value[0] == ES_RESERVED_PREFIX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s \"%.*s\" is reserved", what, len, value),
+				 errdetail("Stream ids and event types beginning with \"$\" are reserved for the extension's lifecycle events.")));
+}
+
+/* Refuse a reserved stream id (see RefuseReserved). */
+void
+es_refuse_reserved_stream(text *stream_id)
+{
+	RefuseReserved("stream id", VARDATA_ANY(stream_id),
+				   VARSIZE_ANY_EXHDR(stream_id));
+}
+
+/* Refuse a reserved event type (see RefuseReserved). */
+void
+es_refuse_reserved_type(text *event_type)
+{
+	RefuseReserved("event type", VARDATA_ANY(event_type),
+				   VARSIZE_ANY_EXHDR(event_type));
 }
 
 /* Check that metadata, when given, is a JSON object. */
@@ -228,7 +260,8 @@ RefuseUnknownKey(JsonbContainer *obj, int index)
  * for "metadata" or "id" is the same as leaving the key out.
  */
 static void
-ReadElement(JsonbContainer *root, int i, EsEventInput *ev, bool load)
+ReadElement(JsonbContainer *root, int i, EsEventInput *ev, bool load,
+			bool refuse_reserved)
 {
 	JsonbValue *elem = getIthJsonbValueFromContainer(root, i);
 	JsonbContainer *obj;
@@ -253,6 +286,8 @@ ReadElement(JsonbContainer *root, int i, EsEventInput *ev, bool load)
 				 errmsg("invalid event at index %d of the batch", i),
 				 errdetail("An event type is at most %d bytes; this one has %d.",
 						   ES_MAX_EVENT_TYPE_LEN, v->val.string.len)));
+	if (refuse_reserved)
+		RefuseReserved("event type", v->val.string.val, v->val.string.len);
 	if (load)
 		ev->event_type = cstring_to_text_with_len(v->val.string.val,
 												  v->val.string.len);
@@ -310,7 +345,7 @@ ReadElement(JsonbContainer *root, int i, EsEventInput *ev, bool load)
  * that a large batch is not copied whole into memory.
  */
 EsEventInput *
-es_parse_event_array(Jsonb *events, int *nevents)
+es_parse_event_array(Jsonb *events, int *nevents, bool refuse_reserved)
 {
 	MemoryContext work;
 	MemoryContext old;
@@ -333,7 +368,7 @@ es_parse_event_array(Jsonb *events, int *nevents)
 	for (int i = 0; i < n; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		ReadElement(&events->root, i, &out[i], false);
+		ReadElement(&events->root, i, &out[i], false, refuse_reserved);
 		MemoryContextReset(work);
 	}
 	MemoryContextSwitchTo(old);
@@ -350,7 +385,7 @@ es_load_batch_event(Jsonb *events, int i, EsEventInput *ev)
 	bool		has_id = ev->has_id;
 	pg_uuid_t	id = ev->id;
 
-	ReadElement(&events->root, i, ev, true);
+	ReadElement(&events->root, i, ev, true, false);
 
 	/* Keep the id as the append decided it (generated ids included). */
 	ev->has_id = has_id;

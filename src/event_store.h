@@ -17,16 +17,19 @@
 #include "storage/lockdefs.h"
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
+#include "utils/timestamp.h"
 #include "utils/snapshot.h"
 #include "utils/uuid.h"
 
 /*
  * The extension's SQLSTATEs, in class "VE", which PostgreSQL does not use:
- * a failed expected-version check (every kind of check), and event ids of a
- * call already stored in the stream, but not as a repeat of that call.
+ * a failed expected-version check (every kind of check), event ids of a
+ * call already stored in the stream, but not as a repeat of that call, and
+ * an append to a tombstoned stream.
  */
 #define ERRCODE_ES_WRONG_EXPECTED_VERSION	MAKE_SQLSTATE('V','E','0','0','1')
 #define ERRCODE_ES_EVENT_ALREADY_STORED		MAKE_SQLSTATE('V','E','0','0','2')
+#define ERRCODE_ES_STREAM_TOMBSTONED		MAKE_SQLSTATE('V','E','0','0','3')
 
 /* Input limits, in bytes. */
 #define ES_MAX_STREAM_ID_LEN	1000
@@ -48,10 +51,23 @@
 #define Anum_es_events_created_at		8
 #define Natts_es_events					8
 
-/* Column numbers of event_store.streams. */
+/*
+ * Column numbers of event_store.streams.  Before 0.4.0 the table has only
+ * the first two; from 0.4.0 on, the lifecycle columns too (catalog.c accepts
+ * both shapes, since the library serves a database not yet updated).
+ */
 #define Anum_es_streams_stream_id		1
 #define Anum_es_streams_version			2
-#define Natts_es_streams				2
+#define Anum_es_streams_visible_from	3
+#define Anum_es_streams_tombstoned		4
+#define Anum_es_streams_max_count		5
+#define Anum_es_streams_max_age			6
+#define Natts_es_streams_0_1			2
+#define Natts_es_streams				6
+
+/* The reserved stream of lifecycle events, and the reserved prefix. */
+#define ES_LIFECYCLE_STREAM		"$lifecycle"
+#define ES_RESERVED_PREFIX		'$'
 
 /* catalog.c: the extension's relations, looked up once and cached. */
 /* The indexes the code relies on, by role (catalog.c finds them). */
@@ -63,6 +79,7 @@ typedef enum EsIndexRole
 	ES_INDEX_EVENT_ID,			/* unique, not deferrable, on events
 								 * (event_id) */
 	ES_INDEX_STREAM_ID,			/* unique, on streams (stream_id) */
+	ES_INDEX_STREAM_VERSION,	/* unique, on events (stream_id, version) */
 	ES_NUM_INDEX_ROLES
 } EsIndexRole;
 
@@ -74,6 +91,7 @@ typedef struct EsCatalog
 	Oid			gate;			/* relation of type event_store.event: the
 								 * gate of gate.c */
 	Oid			category_fn;	/* event_store.category(text), or InvalidOid */
+	bool		lifecycle;		/* streams has the lifecycle columns (0.4.0) */
 
 	/*
 	 * Per role, a usable index of the expected shape, found (not by name)
@@ -91,6 +109,8 @@ extern Oid	es_index_for(const EsCatalog *cat, Relation table, EsIndexRole role);
 extern Relation es_open_index(const EsCatalog *cat, Relation table,
 							  EsIndexRole role, LOCKMODE mode);
 extern void es_check_select(Relation rel);
+extern void es_check_lifecycle_right(Relation events);
+extern Oid	es_lifecycle_index(Relation streams);
 extern void es_catalog_init(void);
 extern void es_check_row_type(TupleDesc desc);
 
@@ -109,7 +129,10 @@ extern text *es_check_stream_id(Datum stream_id, bool isnull);
 extern void es_check_expected_version(int64 expected, bool legacy);
 extern void es_check_event_type(text *event_type);
 extern void es_check_metadata(Jsonb *metadata);
-extern EsEventInput *es_parse_event_array(Jsonb *events, int *nevents);
+extern EsEventInput *es_parse_event_array(Jsonb *events, int *nevents,
+										  bool refuse_reserved);
+extern void es_refuse_reserved_stream(text *stream_id);
+extern void es_refuse_reserved_type(text *event_type);
 extern void es_load_batch_event(Jsonb *events, int i, EsEventInput *ev);
 extern void es_check_unique_ids(EsEventInput *events, int nevents);
 extern void es_generate_event_id(pg_uuid_t *id);
@@ -127,15 +150,32 @@ typedef struct EsStorage
 	TupleTableSlot *events_slot;
 	TupleTableSlot *streams_slot;
 	Snapshot	snapshot;		/* latest snapshot, taken under the lock */
+	const EsCatalog *cat;
 	Oid			events_seq;
 	Oid			gate;
 
-	/* The stream's head, as read by es_storage_read_head. */
+	/*
+	 * The stream's head, as read by es_storage_read_head: its version, and
+	 * every column of its row (defaults for a stream with no row), which
+	 * es_storage_write_head writes back with the new version.  A lifecycle
+	 * function changes head_values before writing the head.
+	 */
 	bool		head_found;
 	bool		head_moved_after_snapshot;
 	int64		head_version;
 	ItemPointerData head_tid;
+	int			head_natts;
+	Datum		head_values[Natts_es_streams];
+	bool		head_nulls[Natts_es_streams];
 } EsStorage;
+
+/* A head's lifecycle columns; the defaults before 0.4.0. */
+#define EsHeadVisibleFrom(st) \
+	((st)->head_natts > Anum_es_streams_visible_from - 1 ? \
+	 DatumGetInt64((st)->head_values[Anum_es_streams_visible_from - 1]) : 1)
+#define EsHeadTombstoned(st) \
+	((st)->head_natts > Anum_es_streams_tombstoned - 1 && \
+	 DatumGetBool((st)->head_values[Anum_es_streams_tombstoned - 1]))
 
 extern void es_storage_open(EsStorage *st);
 extern void es_storage_read_head(EsStorage *st, text *stream_id);
@@ -147,7 +187,56 @@ extern int64 es_storage_insert_event(EsStorage *st, text *stream_id,
 									 bool first);
 extern void es_storage_write_head(EsStorage *st, text *stream_id,
 								  int64 version);
+extern Relation es_storage_stream_index(EsStorage *st);
+extern int64 es_storage_delete_events(EsStorage *st, Relation stream_idx,
+									  text *stream_id, int64 below,
+									  int64 limit, int64 *first_position,
+									  int64 *last_position);
+extern bool es_storage_update_event(EsStorage *st, Relation stream_idx,
+									text *stream_id, int64 version,
+									const pg_uuid_t *event_id, Datum data,
+									Datum metadata, bool metadata_null);
+extern bool es_storage_event_by_id(EsStorage *st, const pg_uuid_t *id,
+								   text **stream_id, int64 *version,
+								   int64 *position);
 extern void es_storage_close(EsStorage *st);
+
+/* visibility.c: the versions a stream shows (soft delete, retention). */
+typedef struct EsStreamLimits
+{
+	int64		head;			/* the stream's version; 0 when none */
+	int64		visible_from;	/* raised by delete_stream, truncate_stream */
+	bool		tombstoned;
+	bool		has_max_count;
+	int64		max_count;
+	bool		has_max_age;
+	Interval	max_age;
+} EsStreamLimits;
+
+/* A read of the global log's view of the hiding streams (es_hiding_begin). */
+typedef struct EsHiding
+{
+	bool		active;			/* some stream hides something */
+	uint64		read_id;
+	Snapshot	snapshot;
+	TimestampTz now;
+	Relation	events;
+	Relation	streams;		/* these three only for moving bounds */
+	Relation	pkey;
+	Relation	stream_idx;
+} EsHiding;
+
+extern void es_head_limits(const EsStorage *st, EsStreamLimits *limits);
+extern void es_limits_from_slot(TupleTableSlot *slot, EsStreamLimits *limits);
+extern bool es_read_limits(Relation streams, Relation pkey, Snapshot snapshot,
+						   text *stream_id, EsStreamLimits *limits);
+extern TimestampTz es_retention_now(void);
+extern int64 es_first_visible(const EsStreamLimits *limits, Relation events,
+							  Relation stream_idx, Snapshot snapshot,
+							  text *stream_id, TimestampTz now);
+extern void es_hiding_begin(EsHiding *h, Relation events, Snapshot snapshot);
+extern void es_hiding_end(EsHiding *h);
+extern bool es_hidden(EsHiding *h, TupleTableSlot *slot);
 
 /* gate.c: the gate that keeps the global log exact */
 extern void es_gate_enter(Oid gate);
@@ -160,6 +249,10 @@ extern bool es_notify;
 extern bool es_log_conflicts;
 
 /* append.c */
+extern void es_lock_stream(EsStorage *st, text *stream_id);
+extern void es_report_tombstoned(text *stream_id);
+extern void es_report_conflict(text *stream_id, int64 expected, int64 actual);
+extern bool es_version_matches(const EsStorage *st, int64 expected);
 extern int64 es_append(const char *funcname, text *stream_id, int64 expected,
 					   EsEventInput *events, int nevents, Jsonb *batch,
 					   bool legacy);

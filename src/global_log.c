@@ -154,6 +154,7 @@ typedef struct ScanArgs
 	int64		high;			/* the high-water mark of gate.c */
 	text	   *category;		/* read_category only */
 	LogFilter	filter;			/* read_category only */
+	EsHiding	hiding;			/* the streams' bounds (visibility.c) */
 } ScanArgs;
 
 /* A scan of the log from a position, for at most max_count events. */
@@ -174,12 +175,12 @@ static void Accept(LogSink *sink, TupleTableSlot *slot, ScanResult *result);
 static ScanResult ScanLog(LogSink *sink, Relation events, Relation index,
 						  Snapshot snapshot, ScanKey keys, int nkeys,
 						  int64 high, int64 max_count,
-						  const LogFilter *filter);
+						  const LogFilter *filter, EsHiding *hiding);
 static bool GapHasTuple(Relation events, Relation pkey, TupleTableSlot *slot,
 						int64 low, int64 high);
 static ScanResult ScanAll(LogSink *sink, Relation events, Relation pkey,
 						  Snapshot snapshot, int64 after, int64 high,
-						  int64 max_count);
+						  int64 max_count, EsHiding *hiding);
 static int64 FilterByPolicies(LogSink *sink, SPIPlanPtr plan,
 							  Snapshot snapshot, int64 max_count);
 static void RunScan(FunctionCallInfo fcinfo, ScanArgs *args, int64 after,
@@ -320,7 +321,7 @@ Accept(LogSink *sink, TupleTableSlot *slot, ScanResult *result)
 static ScanResult
 ScanLog(LogSink *sink, Relation events, Relation index, Snapshot snapshot,
 		ScanKey keys, int nkeys, int64 high, int64 max_count,
-		const LogFilter *filter)
+		const LogFilter *filter, EsHiding *hiding)
 {
 	SnapshotData dirty;
 	IndexScanDesc scan;
@@ -352,6 +353,10 @@ ScanLog(LogSink *sink, Relation events, Relation index, Snapshot snapshot,
 		/* Not settled as S sees it: open, or committed after S.  Stop. */
 		if (!table_tuple_satisfies_snapshot(events, slot, snapshot))
 			break;
+
+		/* Settled, but hidden by its stream's bound as S sees it. */
+		if (hiding->active && es_hidden(hiding, slot))
+			continue;
 
 		Accept(sink, slot, &result);
 	}
@@ -393,7 +398,7 @@ GapHasTuple(Relation events, Relation pkey, TupleTableSlot *slot,
  */
 static ScanResult
 ScanAll(LogSink *sink, Relation events, Relation pkey, Snapshot snapshot,
-		int64 after, int64 high, int64 max_count)
+		int64 after, int64 high, int64 max_count, EsHiding *hiding)
 {
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
@@ -421,7 +426,9 @@ ScanAll(LogSink *sink, Relation events, Relation pkey, Snapshot snapshot,
 			GapHasTuple(events, pkey, probe, previous, position))
 			break;
 
-		Accept(sink, slot, &result);
+		/* Settled; returned unless its stream's bound hides it. */
+		if (!hiding->active || !es_hidden(hiding, slot))
+			Accept(sink, slot, &result);
 		previous = position;
 	}
 
@@ -536,7 +543,7 @@ static ScanResult
 AllScan(LogSink *sink, int64 after, int64 max_count, ScanArgs *args)
 {
 	return ScanAll(sink, args->rels.events, args->rels.pkey, args->snapshot,
-				   after, args->high, max_count);
+				   after, args->high, max_count, &args->hiding);
 }
 
 /* read_category's scan, for RunScan. */
@@ -551,7 +558,7 @@ CategoryScan(LogSink *sink, int64 after, int64 max_count, ScanArgs *args)
 				Int64GetDatum(after));
 	return ScanLog(sink, args->rels.events, args->rels.category,
 				   args->snapshot, keys, 2, args->high, max_count,
-				   &args->filter);
+				   &args->filter, &args->hiding);
 }
 
 /*
@@ -572,7 +579,9 @@ ReadLog(FunctionCallInfo fcinfo, ScanArgs *args, int64 after,
 	if (args->high > after)
 	{
 		args->snapshot = ReadSnapshot();
+		es_hiding_begin(&args->hiding, args->rels.events, args->snapshot);
 		RunScan(fcinfo, args, after, max_count, scanfn);
+		es_hiding_end(&args->hiding);
 		UnregisterSnapshot(args->snapshot);
 	}
 	CloseForRead(&args->rels);

@@ -4,10 +4,12 @@
  *		The trigger that keeps stored history append-only.
  *
  * event_store.refuse_change() is attached as a BEFORE UPDATE OR DELETE OR
- * TRUNCATE statement trigger to event_store.events and event_store.streams.
- * Statement triggers fire even when no row matches, so any such statement is
- * refused outright.  The append functions write the tables directly, below
- * the executor, and so never fire it.  INSERT stays open, because pg_restore
+ * TRUNCATE statement trigger to event_store.events, event_store.streams and
+ * (from 0.4.0) event_store.erasures.  Statement triggers fire even when no
+ * row matches, so any such statement is refused outright.  The append
+ * functions, and the lifecycle functions of lifecycle.c (the only sanctioned
+ * way to delete or rewrite events), write the tables directly, below the
+ * executor, and so never fire it.  INSERT stays open, because pg_restore
  * loads the data back with COPY.
  *
  * The triggers are ENABLE ALWAYS, so they fire under
@@ -51,6 +53,8 @@ refuse_change(PG_FUNCTION_ARGS)
 	relname = RelationGetRelationName(trigdata->tg_relation);
 	if (strcmp(relname, "streams") == 0)
 		detail = "A stream's head moves only forward, through event_store.append_event and event_store.append_events.";
+	else if (strcmp(relname, "erasures") == 0)
+		detail = "The audit of erasures is append-only; erase_stream and redact_event add to it.";
 	else
 		detail = "Stored events are append-only; events are added only through event_store.append_event and event_store.append_events.";
 

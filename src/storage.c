@@ -44,8 +44,10 @@
 #include "catalog/pg_index.h"
 #include "commands/sequence.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -139,6 +141,7 @@ es_storage_open(EsStorage *st)
 
 	memset(st, 0, sizeof(EsStorage));
 	cat = es_catalog_open(RowExclusiveLock, &st->events, &st->streams);
+	st->cat = cat;
 	st->events_seq = cat->events_seq;
 	st->gate = cat->gate;
 
@@ -191,13 +194,15 @@ es_storage_read_head(EsStorage *st, text *stream_id)
 	st->head_found = index_getnext_slot(scan, ForwardScanDirection,
 										st->streams_slot);
 	st->head_moved_after_snapshot = false;
+	st->head_natts = RelationGetDescr(st->streams)->natts;
 	if (st->head_found)
 	{
-		bool		isnull;
-		Datum		v = slot_getattr(st->streams_slot, Anum_es_streams_version,
-									 &isnull);
+		HeapTuple	copy = ExecCopySlotHeapTuple(st->streams_slot);
 
-		st->head_version = isnull ? 0 : DatumGetInt64(v);
+		heap_deform_tuple(copy, RelationGetDescr(st->streams),
+						  st->head_values, st->head_nulls);
+		st->head_version = st->head_nulls[Anum_es_streams_version - 1] ? 0 :
+			DatumGetInt64(st->head_values[Anum_es_streams_version - 1]);
 		st->head_tid = st->streams_slot->tts_tid;
 
 		/*
@@ -211,7 +216,18 @@ es_storage_read_head(EsStorage *st, text *stream_id)
 			st->head_moved_after_snapshot = true;
 	}
 	else
+	{
+		/* A new stream's row: the columns' defaults. */
 		st->head_version = 0;
+		memset(st->head_nulls, 0, sizeof(st->head_nulls));
+		if (st->head_natts == Natts_es_streams)
+		{
+			st->head_values[Anum_es_streams_visible_from - 1] = Int64GetDatum(1);
+			st->head_values[Anum_es_streams_tombstoned - 1] = BoolGetDatum(false);
+			st->head_nulls[Anum_es_streams_max_count - 1] = true;
+			st->head_nulls[Anum_es_streams_max_age - 1] = true;
+		}
+	}
 
 	index_endscan(scan);
 	ExecClearTuple(st->streams_slot);
@@ -420,6 +436,8 @@ es_storage_write_head(EsStorage *st, text *stream_id, int64 version)
 				 errhint("Retry the transaction.")));
 
 	ExecClearTuple(slot);
+	memcpy(slot->tts_values, st->head_values, sizeof(Datum) * st->head_natts);
+	memcpy(slot->tts_isnull, st->head_nulls, sizeof(bool) * st->head_natts);
 	slot->tts_values[Anum_es_streams_stream_id - 1] = PointerGetDatum(stream_id);
 	slot->tts_isnull[Anum_es_streams_stream_id - 1] = false;
 	slot->tts_values[Anum_es_streams_version - 1] = Int64GetDatum(version);
@@ -452,6 +470,190 @@ es_storage_write_head(EsStorage *st, text *stream_id, int64 version)
 	if (update_indexes)
 		InsertIndexEntries(st, st->streams_rri, slot, only_summarizing);
 	ExecClearTuple(slot);
+}
+
+/*
+ * The open index of events on (stream_id, version), which the lifecycle
+ * functions scan; appends do not need it.
+ */
+Relation
+es_storage_stream_index(EsStorage *st)
+{
+	return IndexFor(st->cat, st->events_rri, ES_INDEX_STREAM_VERSION);
+}
+
+/*
+ * Delete a stream's events below a version, at most limit of them, lowest
+ * versions first, with the storage's snapshot; returns how many were
+ * deleted, and the lowest and highest positions among them.  The rows are
+ * deleted below the executor, as appends insert them, so the guard trigger
+ * does not fire: this is one of the lifecycle functions' sanctioned paths.
+ * A row that another transaction deleted meanwhile (a concurrent purge) is
+ * waited for and skipped; one it updated (a redaction) is left for later.
+ */
+int64
+es_storage_delete_events(EsStorage *st, Relation stream_idx, text *stream_id,
+						 int64 below, int64 limit, int64 *first_position,
+						 int64 *last_position)
+{
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	TupleTableSlot *slot = st->events_slot;
+	int64		deleted = 0;
+	CommandId	cid = GetCurrentCommandId(true);
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(stream_id));
+	ScanKeyInit(&keys[1], 2, BTLessStrategyNumber, F_INT8LT,
+				Int64GetDatum(below));
+	scan = es_index_beginscan(st->events, stream_idx, st->snapshot, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+
+	while (deleted < limit &&
+		   index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		TM_FailureData tmfd;
+		TM_Result	result;
+		bool		isnull;
+		int64		position;
+
+		CHECK_FOR_INTERRUPTS();
+		position = DatumGetInt64(slot_getattr(slot,
+											  Anum_es_events_global_position,
+											  &isnull));
+		result = table_tuple_delete(st->events, &slot->tts_tid, cid,
+									st->snapshot, InvalidSnapshot, true,
+									&tmfd, false);
+		if (result == TM_Ok)
+		{
+			if (deleted == 0 || position < *first_position)
+				*first_position = position;
+			if (deleted == 0 || position > *last_position)
+				*last_position = position;
+			deleted++;
+		}
+		else if (result != TM_Deleted && result != TM_Updated &&
+				 result != TM_SelfModified)
+			elog(ERROR, "unexpected table_tuple_delete status: %u", result);
+	}
+
+	index_endscan(scan);
+	ExecClearTuple(slot);
+	return deleted;
+}
+
+/*
+ * Rewrite one event's data and metadata in place: the same position,
+ * version, id and type, in a new version of its row (the old one is removed
+ * by VACUUM).  Below the executor, like es_storage_delete_events.  Returns
+ * false when the stream has no such version with that event id.
+ */
+bool
+es_storage_update_event(EsStorage *st, Relation stream_idx, text *stream_id,
+						int64 version, const pg_uuid_t *event_id, Datum data,
+						Datum metadata, bool metadata_null)
+{
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	TupleTableSlot *slot = st->events_slot;
+	Datum		values[Natts_es_events];
+	bool		nulls[Natts_es_events];
+	ItemPointerData tid;
+	bool		found;
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(stream_id));
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(version));
+	scan = es_index_beginscan(st->events, stream_idx, st->snapshot, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (found)
+	{
+		slot_getallattrs(slot);
+		for (int i = 0; i < Natts_es_events; i++)
+		{
+			nulls[i] = slot->tts_isnull[i];
+			values[i] = nulls[i] ? (Datum) 0 :
+				datumCopy(slot->tts_values[i],
+						  TupleDescAttr(slot->tts_tupleDescriptor, i)->attbyval,
+						  TupleDescAttr(slot->tts_tupleDescriptor, i)->attlen);
+		}
+		tid = slot->tts_tid;
+		found = memcmp(DatumGetUUIDP(values[Anum_es_events_event_id - 1]),
+					   event_id, sizeof(pg_uuid_t)) == 0;
+	}
+	index_endscan(scan);
+	ExecClearTuple(slot);
+	if (!found)
+		return false;
+
+	values[Anum_es_events_data - 1] = data;
+	nulls[Anum_es_events_data - 1] = false;
+	values[Anum_es_events_metadata - 1] = metadata;
+	nulls[Anum_es_events_metadata - 1] = metadata_null;
+	memcpy(slot->tts_values, values, sizeof(values));
+	memcpy(slot->tts_isnull, nulls, sizeof(nulls));
+	ExecStoreVirtualTuple(slot);
+	if (RelationGetDescr(st->events)->constr != NULL)
+		ExecConstraints(st->events_rri, slot, st->estate);
+
+	{
+		TM_FailureData tmfd;
+		LockTupleMode lockmode;
+		TM_Result	result;
+		bool		update_indexes = true;
+		bool		only_summarizing = false;
+
+		result = es_tuple_update(st->events, &tid, slot,
+								 GetCurrentCommandId(true), st->snapshot,
+								 InvalidSnapshot, true, &tmfd, &lockmode,
+								 &update_indexes, &only_summarizing);
+		if (result != TM_Ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent change of an event of stream \"%s\"",
+							text_to_cstring(stream_id)),
+					 errhint("Retry the transaction.")));
+		if (update_indexes)
+			InsertIndexEntries(st, st->events_rri, slot, only_summarizing);
+	}
+	ExecClearTuple(slot);
+	return true;
+}
+
+/*
+ * Find a stored event by id with the storage's snapshot: its stream (a
+ * copy), version and position.  Returns false when there is none.
+ */
+bool
+es_storage_event_by_id(EsStorage *st, const pg_uuid_t *id, text **stream_id,
+					   int64 *version, int64 *position)
+{
+	IndexScanDesc scan;
+	ScanKeyData key;
+	bool		found;
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_UUID_EQ, UUIDPGetDatum(id));
+	scan = es_index_beginscan(st->events, st->event_id_idx, st->snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, st->events_slot);
+	if (found)
+	{
+		bool		isnull;
+
+		*stream_id = DatumGetTextPCopy(slot_getattr(st->events_slot,
+													Anum_es_events_stream_id,
+													&isnull));
+		*version = DatumGetInt64(slot_getattr(st->events_slot,
+											  Anum_es_events_version, &isnull));
+		*position = DatumGetInt64(slot_getattr(st->events_slot,
+											   Anum_es_events_global_position,
+											   &isnull));
+	}
+	index_endscan(scan);
+	ExecClearTuple(st->events_slot);
+	return found;
 }
 
 /* Release what es_storage_open took; the table locks are kept. */

@@ -1,0 +1,525 @@
+/*-------------------------------------------------------------------------
+ *
+ * visibility.c
+ *		Which versions of a stream the read functions show: the bounds set
+ *		by soft delete, truncation and retention.
+ *
+ * A stream shows the versions from its first visible version up to its
+ * head.  The first visible version is the highest of:
+ *
+ *	- visible_from, which delete_stream and truncate_stream only ever raise
+ *	  (a soft delete sets it to head + 1);
+ *	- head - max_count + 1, with a max_count;
+ *	- with a max_age, the first version whose created_at is not older than
+ *	  the reading statement's start (the transaction's, under REPEATABLE
+ *	  READ and SERIALIZABLE) minus max_age.  It is found by binary search
+ *	  over versions, which treats created_at as rising with the version: it
+ *	  does up to the reordering of transactions that started close together
+ *	  (created_at is the start of the appending transaction).  A version
+ *	  that is no longer stored counts as old: only purge removes events of a
+ *	  stream that can still be read, and only below its bound.
+ *
+ * Every bound is a version, so read_stream applies it as one more bound of
+ * its index range (first_visible_version), and the global log applies it
+ * with a comparison per row.
+ *
+ * THE GLOBAL LOG'S CACHE
+ *
+ * read_all and read_category scan by position, so they need, for the stream
+ * of each row, its bound.  A backend keeps a hash of the streams that hide
+ * anything (visible_from > 1, or a retention limit), built under the read's
+ * snapshot S by a scan of the partial index streams_lifecycle_idx.  Every
+ * operation that changes a bound appends, in its transaction, one event to
+ * the reserved stream $lifecycle, so that stream's head, read under S, is
+ * the generation of the bounds S sees: a read whose generation differs from
+ * the hash's rebuilds it.  A read therefore applies exactly the operations
+ * whose commit its snapshot sees: none that commit later, every one that
+ * committed before.  The bounds that move without a lifecycle operation
+ * (max_count as the head rises, max_age as time passes) are computed once
+ * per read, under S, for the streams that have them.  A store where no
+ * stream hides anything pays one index probe per read.
+ *
+ * src/visibility.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "common/hashfn.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "event_store.h"
+
+PG_FUNCTION_INFO_V1(first_visible_version);
+
+/* A stream id as a hash key: the bytes live in the cache's memory. */
+typedef struct StreamKey
+{
+	const char *id;
+	int			len;
+} StreamKey;
+
+/* One stream that hides anything. */
+typedef struct HidingEntry
+{
+	StreamKey	key;
+	EsStreamLimits limits;
+	uint64		read_id;		/* the read whose bound is in bound */
+	int64		bound;			/* first visible version for that read */
+} HidingEntry;
+
+/* The backend's cache, for one streams table at one generation. */
+static MemoryContext hiding_cxt = NULL;
+static HTAB *hiding = NULL;
+static Oid	hiding_streams = InvalidOid;
+static int64 hiding_generation = -1;
+static bool hiding_dynamic = false; /* some entry has a moving bound */
+static uint64 read_counter = 0;
+
+static uint32 HashStreamKey(const void *key, Size keysize);
+static int	CompareStreamKey(const void *a, const void *b, Size keysize);
+static void LimitsFromValues(EsStreamLimits *limits, const Datum *values,
+							 const bool *nulls, int natts);
+static int64 HeadGeneration(Relation streams, Relation pkey, Snapshot snapshot);
+static void BuildHiding(Relation streams, Relation pkey, Snapshot snapshot,
+						int64 generation);
+static bool CreatedAt(Relation events, Relation index, TupleTableSlot *slot,
+					  Snapshot snapshot, text *stream_id, int64 version,
+					  TimestampTz *created_at);
+
+static uint32
+HashStreamKey(const void *key, Size keysize)
+{
+	const StreamKey *k = (const StreamKey *) key;
+
+	return hash_bytes((const unsigned char *) k->id, k->len);
+}
+
+static int
+CompareStreamKey(const void *a, const void *b, Size keysize)
+{
+	const StreamKey *x = (const StreamKey *) a;
+	const StreamKey *y = (const StreamKey *) b;
+
+	if (x->len != y->len)
+		return 1;
+	return memcmp(x->id, y->id, x->len);
+}
+
+/* The limits of a head row's columns (the defaults before 0.4.0). */
+static void
+LimitsFromValues(EsStreamLimits *limits, const Datum *values,
+				 const bool *nulls, int natts)
+{
+	memset(limits, 0, sizeof(EsStreamLimits));
+	limits->head = nulls[Anum_es_streams_version - 1] ? 0 :
+		DatumGetInt64(values[Anum_es_streams_version - 1]);
+	limits->visible_from = 1;
+	if (natts < Natts_es_streams)
+		return;
+	limits->visible_from = DatumGetInt64(values[Anum_es_streams_visible_from - 1]);
+	limits->tombstoned = DatumGetBool(values[Anum_es_streams_tombstoned - 1]);
+	if (!nulls[Anum_es_streams_max_count - 1])
+	{
+		limits->has_max_count = true;
+		limits->max_count = DatumGetInt64(values[Anum_es_streams_max_count - 1]);
+	}
+	if (!nulls[Anum_es_streams_max_age - 1])
+	{
+		limits->has_max_age = true;
+		limits->max_age = *DatumGetIntervalP(values[Anum_es_streams_max_age - 1]);
+	}
+}
+
+/* The limits in a head that es_storage_read_head has read. */
+void
+es_head_limits(const EsStorage *st, EsStreamLimits *limits)
+{
+	LimitsFromValues(limits, st->head_values, st->head_nulls, st->head_natts);
+}
+
+/* The limits in a head row held by a slot whose attributes are all read. */
+void
+es_limits_from_slot(TupleTableSlot *slot, EsStreamLimits *limits)
+{
+	LimitsFromValues(limits, slot->tts_values, slot->tts_isnull,
+					 slot->tts_tupleDescriptor->natts);
+}
+
+/*
+ * Read a stream's head row under a snapshot; false when there is none (then
+ * limits holds a stream with no events and no bounds).
+ */
+bool
+es_read_limits(Relation streams, Relation pkey, Snapshot snapshot,
+			   text *stream_id, EsStreamLimits *limits)
+{
+	IndexScanDesc scan;
+	ScanKeyData key;
+	TupleTableSlot *slot = table_slot_create(streams, NULL);
+	bool		found;
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(stream_id));
+	scan = es_index_beginscan(streams, pkey, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (found)
+	{
+		slot_getallattrs(slot);
+		LimitsFromValues(limits, slot->tts_values, slot->tts_isnull,
+						 slot->tts_tupleDescriptor->natts);
+	}
+	else
+	{
+		memset(limits, 0, sizeof(EsStreamLimits));
+		limits->visible_from = 1;
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	return found;
+}
+
+/*
+ * The time max_age is measured from: the reading statement's start, or the
+ * transaction's where the transaction keeps one snapshot.
+ */
+TimestampTz
+es_retention_now(void)
+{
+	if (IsolationUsesXactSnapshot())
+		return GetCurrentTransactionStartTimestamp();
+	return GetCurrentStatementStartTimestamp();
+}
+
+/* The created_at of a stored version; false when it is not stored. */
+static bool
+CreatedAt(Relation events, Relation index, TupleTableSlot *slot,
+		  Snapshot snapshot, text *stream_id, int64 version,
+		  TimestampTz *created_at)
+{
+	IndexScanDesc scan;
+	ScanKeyData keys[2];
+	bool		found;
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(stream_id));
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(version));
+	scan = es_index_beginscan(events, index, snapshot, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (found)
+	{
+		bool		isnull;
+
+		*created_at = DatumGetTimestampTz(slot_getattr(slot,
+													   Anum_es_events_created_at,
+													   &isnull));
+	}
+	index_endscan(scan);
+	ExecClearTuple(slot);
+	return found;
+}
+
+/*
+ * A stream's first visible version under its limits (see the top of this
+ * file).  events and stream_idx (events on (stream_id, version)) are needed
+ * only for a max_age.
+ */
+int64
+es_first_visible(const EsStreamLimits *limits, Relation events,
+				 Relation stream_idx, Snapshot snapshot, text *stream_id,
+				 TimestampTz now)
+{
+	int64		bound = limits->visible_from;
+
+	if (limits->has_max_count && limits->head - limits->max_count + 1 > bound)
+		bound = limits->head - limits->max_count + 1;
+
+	if (limits->has_max_age && bound <= limits->head)
+	{
+		TimestampTz cutoff;
+		TupleTableSlot *slot = table_slot_create(events, NULL);
+		int64		lo = bound;
+		int64		hi = limits->head + 1;
+
+		cutoff = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+														 TimestampTzGetDatum(now),
+														 IntervalPGetDatum(&limits->max_age)));
+
+		/* Versions below lo are old; versions from hi on are young. */
+		while (lo < hi)
+		{
+			int64		mid = lo + (hi - lo) / 2;
+			TimestampTz at;
+
+			CHECK_FOR_INTERRUPTS();
+			if (!CreatedAt(events, stream_idx, slot, snapshot, stream_id, mid,
+						   &at) || at < cutoff)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		ExecDropSingleTupleTableSlot(slot);
+		bound = lo;
+	}
+	return bound;
+}
+
+/*
+ * event_store.first_visible_version(stream_id text) returns bigint
+ *
+ * The first version read_stream shows, under the query's snapshot: 1 for a
+ * stream that hides nothing, head + 1 when it hides everything.  Used by
+ * read_stream as a bound of its index range; the caller's right to read
+ * event_store.events is checked, as read_stream's own scan would.
+ */
+Datum
+first_visible_version(PG_FUNCTION_ARGS)
+{
+	text	   *stream_id = PG_GETARG_TEXT_PP(0);
+	const EsCatalog *cat;
+	Relation	events;
+	Relation	streams;
+	Relation	pkey;
+	Relation	stream_idx = NULL;
+	Snapshot	snapshot = GetActiveSnapshot();
+	EsStreamLimits limits;
+	int64		bound;
+
+	cat = es_catalog_open(AccessShareLock, &events, &streams);
+	es_check_select(events);
+	pkey = es_open_index(cat, streams, ES_INDEX_STREAM_ID, AccessShareLock);
+	(void) es_read_limits(streams, pkey, snapshot, stream_id, &limits);
+	if (limits.has_max_age)
+		stream_idx = es_open_index(cat, events, ES_INDEX_STREAM_VERSION,
+								   AccessShareLock);
+	bound = es_first_visible(&limits, events, stream_idx, snapshot, stream_id,
+							 es_retention_now());
+	if (stream_idx != NULL)
+		index_close(stream_idx, NoLock);
+	index_close(pkey, NoLock);
+	table_close(streams, NoLock);
+	table_close(events, NoLock);
+	PG_RETURN_INT64(bound);
+}
+
+/* The head of $lifecycle under a snapshot: the generation of the bounds. */
+static int64
+HeadGeneration(Relation streams, Relation pkey, Snapshot snapshot)
+{
+	EsStreamLimits limits;
+	text	   *lifecycle = cstring_to_text(ES_LIFECYCLE_STREAM);
+
+	(void) es_read_limits(streams, pkey, snapshot, lifecycle, &limits);
+	pfree(lifecycle);
+	return limits.head;
+}
+
+/*
+ * Build the hash of the streams that hide anything, as a snapshot sees
+ * them, from the partial index streams_lifecycle_idx (or, if it is missing,
+ * a scan of the table).
+ */
+static void
+BuildHiding(Relation streams, Relation pkey, Snapshot snapshot,
+			int64 generation)
+{
+	HASHCTL		ctl;
+	TupleTableSlot *slot;
+	Oid			indexid = es_lifecycle_index(streams);
+	Relation	index = NULL;
+	IndexScanDesc iscan = NULL;
+	TableScanDesc hscan = NULL;
+	MemoryContext old;
+
+	if (hiding_cxt == NULL)
+		hiding_cxt = AllocSetContextCreate(TopMemoryContext,
+										   "event_store hiding streams",
+										   ALLOCSET_DEFAULT_SIZES);
+	hiding = NULL;
+	hiding_streams = InvalidOid;
+	hiding_dynamic = false;
+	MemoryContextReset(hiding_cxt);
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(StreamKey);
+	ctl.entrysize = sizeof(HidingEntry);
+	ctl.hash = HashStreamKey;
+	ctl.match = CompareStreamKey;
+	ctl.hcxt = hiding_cxt;
+	old = MemoryContextSwitchTo(hiding_cxt);
+	hiding = hash_create("event_store hiding streams", 64, &ctl,
+						 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	MemoryContextSwitchTo(old);
+
+	slot = table_slot_create(streams, NULL);
+	if (OidIsValid(indexid))
+	{
+		index = index_open(indexid, AccessShareLock);
+		iscan = es_index_beginscan(streams, index, snapshot, 0, 0);
+		index_rescan(iscan, NULL, 0, NULL, 0);
+	}
+	else
+		hscan = table_beginscan(streams, snapshot, 0, NULL);
+
+	for (;;)
+	{
+		EsStreamLimits limits;
+		text	   *sid;
+		bool		isnull;
+		StreamKey	key;
+		HidingEntry *entry;
+		bool		found;
+
+		CHECK_FOR_INTERRUPTS();
+		if (iscan != NULL ?
+			!index_getnext_slot(iscan, ForwardScanDirection, slot) :
+			!table_scan_getnextslot(hscan, ForwardScanDirection, slot))
+			break;
+		slot_getallattrs(slot);
+		LimitsFromValues(&limits, slot->tts_values, slot->tts_isnull,
+						 slot->tts_tupleDescriptor->natts);
+		if (limits.visible_from <= 1 && !limits.has_max_count &&
+			!limits.has_max_age)
+			continue;
+
+		sid = DatumGetTextPP(slot_getattr(slot, Anum_es_streams_stream_id,
+										  &isnull));
+		key.len = VARSIZE_ANY_EXHDR(sid);
+		key.id = MemoryContextAlloc(hiding_cxt, Max(key.len, 1));
+		memcpy((char *) key.id, VARDATA_ANY(sid), key.len);
+		entry = hash_search(hiding, &key, HASH_ENTER, &found);
+		entry->limits = limits;
+		entry->read_id = 0;
+		entry->bound = limits.visible_from;
+		if (limits.has_max_count || limits.has_max_age)
+			hiding_dynamic = true;
+	}
+
+	if (iscan != NULL)
+	{
+		index_endscan(iscan);
+		index_close(index, NoLock);
+	}
+	else
+		table_endscan(hscan);
+	ExecDropSingleTupleTableSlot(slot);
+
+	hiding_streams = RelationGetRelid(streams);
+	hiding_generation = generation;
+}
+
+/*
+ * Prepare a read of the global log under snapshot S: bring the backend's
+ * hash up to S's generation.  Sets up h for es_hidden; h->active is false
+ * when no stream hides anything, and then es_hidden is never needed.
+ */
+void
+es_hiding_begin(EsHiding *h, Relation events, Snapshot snapshot)
+{
+	const EsCatalog *cat;
+	Relation	streams;
+	Relation	pkey;
+	int64		generation;
+
+	memset(h, 0, sizeof(EsHiding));
+	cat = es_catalog_open(AccessShareLock, NULL, &streams);
+	if (!cat->lifecycle)
+	{
+		table_close(streams, NoLock);
+		return;
+	}
+	pkey = es_open_index(cat, streams, ES_INDEX_STREAM_ID, AccessShareLock);
+	generation = HeadGeneration(streams, pkey, snapshot);
+
+	if (hiding == NULL || hiding_streams != RelationGetRelid(streams) ||
+		hiding_generation != generation)
+		BuildHiding(streams, pkey, snapshot, generation);
+
+	if (hash_get_num_entries(hiding) > 0)
+	{
+		h->active = true;
+		h->read_id = ++read_counter;
+		h->snapshot = snapshot;
+		h->now = es_retention_now();
+		h->events = events;
+		if (hiding_dynamic)
+		{
+			h->streams = streams;
+			h->pkey = pkey;
+			h->stream_idx = es_open_index(cat, events, ES_INDEX_STREAM_VERSION,
+										  AccessShareLock);
+			return;
+		}
+	}
+	index_close(pkey, NoLock);
+	table_close(streams, NoLock);
+}
+
+/* Release what es_hiding_begin opened. */
+void
+es_hiding_end(EsHiding *h)
+{
+	if (h->stream_idx != NULL)
+		index_close(h->stream_idx, NoLock);
+	if (h->pkey != NULL)
+		index_close(h->pkey, NoLock);
+	if (h->streams != NULL)
+		table_close(h->streams, NoLock);
+	memset(h, 0, sizeof(EsHiding));
+}
+
+/*
+ * Is the event in the slot (visible to the read's snapshot) hidden by its
+ * stream's bound?
+ */
+bool
+es_hidden(EsHiding *h, TupleTableSlot *slot)
+{
+	bool		isnull;
+	text	   *sid;
+	StreamKey	key;
+	HidingEntry *entry;
+	int64		version;
+
+	sid = DatumGetTextPP(slot_getattr(slot, Anum_es_events_stream_id, &isnull));
+	key.id = VARDATA_ANY(sid);
+	key.len = VARSIZE_ANY_EXHDR(sid);
+	entry = hash_search(hiding, &key, HASH_FIND, NULL);
+	if (entry == NULL)
+		return false;
+
+	if ((entry->limits.has_max_count || entry->limits.has_max_age) &&
+		entry->read_id != h->read_id)
+	{
+		EsStreamLimits limits;
+
+		/* A moving bound: this read's, under its snapshot. */
+		(void) es_read_limits(h->streams, h->pkey, h->snapshot, sid, &limits);
+		entry->bound = es_first_visible(&limits, h->events, h->stream_idx,
+										h->snapshot, sid, h->now);
+		entry->read_id = h->read_id;
+	}
+
+	version = DatumGetInt64(slot_getattr(slot, Anum_es_events_version, &isnull));
+	return version < entry->bound;
+}
