@@ -225,8 +225,12 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'redact_event'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+/*
+ * first_visible_version stays executable by PUBLIC: read_stream calls it,
+ * so a role that may run read_stream keeps it after the update, and it
+ * checks SELECT on event_store.events itself, as read_stream's scan does.
+ */
 REVOKE ALL ON FUNCTION
-	event_store.first_visible_version(text),
 	event_store.stream_info(text),
 	event_store.delete_stream(text, bigint),
 	event_store.tombstone_stream(text, bigint),

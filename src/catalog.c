@@ -398,6 +398,26 @@ es_check_select(Relation rel)
 }
 
 /*
+ * Check the caller's right to read some columns of a table below the
+ * executor, as a SELECT of those columns would: SELECT on the table, or on
+ * each of them.
+ */
+void
+es_check_select_columns(Relation rel, const AttrNumber *attnums, int n)
+{
+	Oid			relid = RelationGetRelid(rel);
+	Oid			user = GetUserId();
+
+	if (pg_class_aclcheck(relid, user, ACL_SELECT) == ACLCHECK_OK)
+		return;
+	for (int i = 0; i < n; i++)
+		if (pg_attribute_aclcheck(relid, attnums[i], user,
+								  ACL_SELECT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE,
+						   RelationGetRelationName(rel));
+}
+
+/*
  * Check the caller's right to run a destructive lifecycle function: DELETE
  * on event_store.events.  The guard refuses every DELETE of the table, so
  * the privilege serves for nothing else; EXECUTE on the function alone, as

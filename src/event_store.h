@@ -109,6 +109,8 @@ extern Oid	es_index_for(const EsCatalog *cat, Relation table, EsIndexRole role);
 extern Relation es_open_index(const EsCatalog *cat, Relation table,
 							  EsIndexRole role, LOCKMODE mode);
 extern void es_check_select(Relation rel);
+extern void es_check_select_columns(Relation rel, const AttrNumber *attnums,
+									int n);
 extern void es_check_lifecycle_right(Relation events);
 extern Oid	es_lifecycle_index(Relation streams);
 extern void es_catalog_init(void);

@@ -123,13 +123,15 @@ VersionByQuery(Relation streams, text *stream_id)
 Datum
 stream_version(PG_FUNCTION_ARGS)
 {
+	static const AttrNumber head_columns[2] = {Anum_es_streams_stream_id,
+	Anum_es_streams_version};
 	text	   *stream_id = PG_GETARG_TEXT_PP(0);
 	const EsCatalog *cat;
 	Relation	streams;
 	int64		version;
 
 	cat = es_catalog_open(AccessShareLock, NULL, &streams);
-	es_check_select(streams);
+	es_check_select_columns(streams, head_columns, lengthof(head_columns));
 	if (check_enable_rls(RelationGetRelid(streams), InvalidOid,
 						 false) == RLS_ENABLED)
 		version = VersionByQuery(streams, stream_id);

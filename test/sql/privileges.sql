@@ -161,6 +161,69 @@ RESET ROLE;
 DROP OWNED BY es_test_columns;
 DROP ROLE es_test_columns;
 
+-- Lifecycle.  A writer, even one granted EXECUTE on every function of the
+-- schema, can neither delete, tombstone, truncate, set a retention, purge,
+-- erase nor redact: each function also needs DELETE on event_store.events.
+SET ROLE es_test_writer;
+SELECT event_store.append_event('prl-1', 0, 'Created', '{}', NULL,
+	'00000000-0000-7000-8000-00000000a001');
+SELECT pg_temp.try($$SELECT event_store.delete_stream('prl-1', -2)$$);
+SELECT pg_temp.try($$SELECT event_store.tombstone_stream('prl-1', -2)$$);
+SELECT pg_temp.try($$SELECT event_store.truncate_stream('prl-1', 2)$$);
+SELECT pg_temp.try($$SELECT event_store.set_stream_retention('prl-1', 1)$$);
+SELECT pg_temp.try($$SELECT event_store.purge()$$);
+SELECT pg_temp.try($$SELECT event_store.erase_stream('prl-1', 'test')$$);
+SELECT pg_temp.try($$SELECT event_store.redact_event('00000000-0000-7000-8000-00000000a001', 'test')$$);
+SELECT pg_temp.try($$SELECT count(*) FROM event_store.erasures$$);
+-- stream_info and read_stream need no more than reading.
+SELECT version, first_visible_version, tombstoned
+  FROM event_store.stream_info('prl-1');
+RESET ROLE;
+SELECT version, event_type FROM event_store.read_stream('prl-1');
+
+-- The operator and data-protection roles of the README.
+CREATE ROLE es_test_operator;
+CREATE ROLE es_test_dpo;
+GRANT USAGE ON SCHEMA event_store TO es_test_operator, es_test_dpo;
+GRANT SELECT, DELETE ON event_store.events TO es_test_operator, es_test_dpo;
+GRANT EXECUTE ON FUNCTION
+	event_store.delete_stream(text, bigint),
+	event_store.tombstone_stream(text, bigint),
+	event_store.truncate_stream(text, bigint),
+	event_store.set_stream_retention(text, bigint, interval),
+	event_store.purge(integer),
+	event_store.stream_info(text)
+	TO es_test_operator;
+GRANT EXECUTE ON FUNCTION
+	event_store.erase_stream(text, text),
+	event_store.redact_event(uuid, text, jsonb, jsonb)
+	TO es_test_dpo;
+GRANT SELECT ON event_store.erasures TO es_test_dpo;
+
+SET ROLE es_test_operator;
+SELECT event_store.truncate_stream('prl-1', 2);
+SELECT event_store.purge();
+SELECT pg_temp.try($$SELECT event_store.erase_stream('prl-1', 'test')$$);
+SELECT pg_temp.try($$DELETE FROM event_store.events$$);
+RESET ROLE;
+
+SET ROLE es_test_dpo;
+SELECT pg_temp.try($$SELECT event_store.append_event('prl-2', 0, 'Created', '{}')$$);
+RESET ROLE;
+SELECT event_store.append_event('prl-2', 0, 'Created', '{"email": "a@example.org"}', NULL,
+	'00000000-0000-7000-8000-00000000a002');
+SET ROLE es_test_dpo;
+SELECT event_store.redact_event('00000000-0000-7000-8000-00000000a002', 'request 7') > 0 AS redacted;
+SELECT event_store.erase_stream('prl-1', 'request 8');
+SELECT pg_temp.try($$SELECT event_store.delete_stream('prl-2', -2)$$);
+SELECT operation, stream_id, event_id, event_count, reason, erased_by
+  FROM event_store.erasures ORDER BY erasure_id;
+SELECT pg_temp.try($$DELETE FROM event_store.erasures$$);
+RESET ROLE;
+SELECT data FROM event_store.read_stream('prl-2');
+DROP OWNED BY es_test_operator, es_test_dpo;
+DROP ROLE es_test_operator, es_test_dpo;
+
 DELETE FROM event_store.checkpoints WHERE subscriber = 'pr-projection';
 DROP OWNED BY es_test_writer, es_test_reader, es_test_projection, es_test_nobody, es_test_narrow;
 DROP ROLE es_test_writer, es_test_reader, es_test_projection, es_test_nobody, es_test_narrow;
