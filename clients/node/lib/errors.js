@@ -64,8 +64,8 @@ class StreamTombstonedError extends EventStoreError {
 const VE001_DETAIL = /^Expected version (any|-?\d+), actual version (-?\d+)\.$/;
 const VE002_DETAIL = /^Event id ([0-9a-fA-F-]{36}) is stored at version (\d+)\.$/;
 const ID_IN_MESSAGE = /^event id "([0-9a-fA-F-]{36})"/;
-// The extension ends its messages about one stream with: stream "<id>".
-const STREAM_IN_MESSAGE = /stream "(.*)"$/s;
+// The extension's message for VE003.
+const TOMBSTONED_MESSAGE = /^stream "(.*)" is tombstoned$/s;
 
 /* Whether an error is a server error carrying a SQLSTATE. */
 function hasSqlState(err) {
@@ -100,7 +100,7 @@ function mapError(err, context = {}) {
     // one the message names.
     let id = streamId;
     if (id === undefined) {
-      const m = STREAM_IN_MESSAGE.exec(err.message || '');
+      const m = TOMBSTONED_MESSAGE.exec(err.message || '');
       if (m) id = m[1];
     }
     return new StreamTombstonedError(err.message, { ...opts, streamId: id });

@@ -577,7 +577,7 @@ test('VE003 maps to StreamTombstonedError, which is not transient', () => {
   assert.equal(err.cause, cause);
   assert.equal(err.message, cause.message);
   // Without a call's stream (an error of the caller's own SQL), the one the message names.
-  assert.equal(es.mapError(pgError('VE003', 'cannot append to tombstoned stream "a "b" c"')).streamId, 'a "b" c');
+  assert.equal(es.mapError(pgError('VE003', 'stream "a "b"\nc" is tombstoned')).streamId, 'a "b"\nc');
   assert.equal(es.mapError(pgError('VE003', 'tombstoned')).streamId, undefined);
   assert.ok(!es.isTransient(err));
   assert.ok(!es.isTransient(cause));

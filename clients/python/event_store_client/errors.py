@@ -125,6 +125,15 @@ class StreamTombstoned(EventStoreError, code="VE003"):
     too. Not a :class:`TransientError`: a retry can never succeed.
     """
 
+    @property
+    def stream_id(self) -> Optional[str]:
+        """The stream the failed call was about, or the one the server names."""
+        known = self.__dict__.get("_stream_id")
+        if known is not None:
+            return known
+        match = _TOMBSTONED_MESSAGE.match(self.diag.message_primary or "")
+        return match.group(1) if match else None
+
 
 class DuplicateEventId(EventStoreError, pg_errors.UniqueViolation):
     """An event id belongs to another stream, or appears twice in one call
@@ -204,6 +213,7 @@ _STORED_DETAIL = re.compile(
     r"^Event id ([0-9a-fA-F-]{32,36}) is stored at version (\d+)\.$"
 )
 _STREAM_IN_MESSAGE = re.compile(r'stream "(.*)"$', re.DOTALL)
+_TOMBSTONED_MESSAGE = re.compile(r'^stream "(.*)" is tombstoned$', re.DOTALL)
 _ID_IN_MESSAGE = re.compile(r'event id "([0-9a-fA-F-]{32,36})"')
 
 

@@ -60,6 +60,13 @@ _MAX_INT4 = 2**31 - 1
 _EMPTY_OBJECT: Mapping[str, Any] = MappingProxyType({})
 
 
+def _scalar(conn: psycopg.Connection, query: str, params: Optional[tuple] = None) -> Any:
+    """Run a statement that returns one row of one value, and return the value."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, "the function returns one row"
+    return row[0]
+
+
 def _require_reason(reason: Any) -> None:
     if not isinstance(reason, str):
         raise TypeError(f"reason must be a str, not {type(reason).__name__}")
@@ -81,7 +88,7 @@ def delete_stream(conn: psycopg.Connection, stream_id: str, expected_version: in
     _require_stream_id(stream_id)
     check_expected(expected_version)
     with translated(stream_id):
-        return conn.execute(_DELETE, (stream_id, expected_version)).fetchone()[0]
+        return _scalar(conn, _DELETE, (stream_id, expected_version))
 
 
 def tombstone_stream(conn: psycopg.Connection, stream_id: str, expected_version: int) -> int:
@@ -97,7 +104,7 @@ def tombstone_stream(conn: psycopg.Connection, stream_id: str, expected_version:
     _require_stream_id(stream_id)
     check_expected(expected_version)
     with translated(stream_id):
-        return conn.execute(_TOMBSTONE, (stream_id, expected_version)).fetchone()[0]
+        return _scalar(conn, _TOMBSTONE, (stream_id, expected_version))
 
 
 def truncate_stream(conn: psycopg.Connection, stream_id: str, before_version: int) -> int:
@@ -113,7 +120,7 @@ def truncate_stream(conn: psycopg.Connection, stream_id: str, before_version: in
     if before_version < 1:
         raise ValueError(f"before_version must be 1 or more, not {before_version}")
     with translated(stream_id):
-        return conn.execute(_TRUNCATE, (stream_id, before_version)).fetchone()[0]
+        return _scalar(conn, _TRUNCATE, (stream_id, before_version))
 
 
 def set_stream_retention(
@@ -154,7 +161,9 @@ def stream_info(conn: psycopg.Connection, stream_id: str) -> StreamInfo:
     with translated(stream_id):
         with conn.cursor(row_factory=args_row(StreamInfo)) as cur:
             cur.execute(_STREAM_INFO, (stream_id,))
-            return cur.fetchone()
+            info = cur.fetchone()
+    assert info is not None, "stream_info returns one row"
+    return info
 
 
 def purge(conn: psycopg.Connection, max_events: Optional[int] = None) -> int:
@@ -169,8 +178,8 @@ def purge(conn: psycopg.Connection, max_events: Optional[int] = None) -> int:
         raise ValueError(f"max_events must be from 1 to {_MAX_INT4}, not {max_events}")
     with translated():
         if max_events is None:
-            return conn.execute(_PURGE_DEFAULT).fetchone()[0]
-        return conn.execute(_PURGE, (max_events,)).fetchone()[0]
+            return _scalar(conn, _PURGE_DEFAULT)
+        return _scalar(conn, _PURGE, (max_events,))
 
 
 def erase_stream(conn: psycopg.Connection, stream_id: str, reason: str) -> int:
@@ -180,7 +189,7 @@ def erase_stream(conn: psycopg.Connection, stream_id: str, reason: str) -> int:
     _require_stream_id(stream_id)
     _require_reason(reason)
     with translated(stream_id):
-        return conn.execute(_ERASE, (stream_id, reason)).fetchone()[0]
+        return _scalar(conn, _ERASE, (stream_id, reason))
 
 
 def redact_event(
@@ -220,7 +229,7 @@ def redact_event(
             raise TypeError(f"metadata must be a mapping or None, not {type(metadata).__name__}")
         metadata_text = dumps(dict(metadata))
     with translated():
-        return conn.execute(_REDACT, (id_text, reason, data_text, metadata_text)).fetchone()[0]
+        return _scalar(conn, _REDACT, (id_text, reason, data_text, metadata_text))
 
 
 def is_lifecycle_event(event: Any) -> bool:
