@@ -75,6 +75,7 @@
 #include "storage/lock.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -623,8 +624,15 @@ set_stream_retention(PG_FUNCTION_ARGS)
 		appendStringInfoString(&data, ", \"max_count\": null");
 	appendStringInfoString(&data, ", \"max_age\": ");
 	if (has_age)
-		escape_json(&data, DatumGetCString(DirectFunctionCall1(interval_out,
-															   IntervalPGetDatum(max_age))));
+	{
+		/* ISO 8601, whatever the session's IntervalStyle. */
+		struct pg_itm itm;
+		char		buf[MAXDATELEN + 1];
+
+		interval2itm(*max_age, &itm);
+		EncodeInterval(&itm, INTSTYLE_ISO_8601, buf);
+		escape_json(&data, buf);
+	}
 	else
 		appendStringInfoString(&data, "null");
 	AppendLifecycleEvent("set_stream_retention", "$retention", &data);
