@@ -31,7 +31,8 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 # One regression file per feature, one isolation spec per concurrency story.
 REGRESS = append_event append_events idempotency read_stream stream_version \
 	bad_input large_events append_only privileges table_changes global_log checkpoints \
-	fuzz security row_security cancel lock_all_streams snapshots
+	fuzz security row_security cancel lock_all_streams snapshots \
+	delete_stream tombstone retention erasure
 REGRESS_OPTS = --inputdir=test --outputdir=test/results_regress
 
 ISOLATION = alice_and_bob same_field wait_behind_open_transaction \
@@ -40,7 +41,8 @@ ISOLATION = alice_and_bob same_field wait_behind_open_transaction \
 	read_all_slow_writer read_all_position_window read_all_open_reader \
 	consumer_group notify read_all_row_security no_stall_unique_index \
 	no_stall_event_id import_holds_store ddl_on_row_type lock_before_window \
-	snapshot_waits_for_append
+	snapshot_waits_for_append delete_against_append tombstone_against_retry \
+	purge_against_readers retention_against_consumer_group
 ISOLATION_OPTS = --inputdir=test --outputdir=test/results_isolation
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
