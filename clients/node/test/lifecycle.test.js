@@ -481,6 +481,9 @@ test('isLifecycleEvent finds the $deleted event in readAll, in commit order', as
   const appended = log.find((e) => e.streamId === s);
   assert.ok(appended && appended.globalPosition > deleted.globalPosition);
   assert.equal(es.isLifecycleEvent(appended), false);
+  // Also as the category $lifecycle.
+  const category = await es.readCategory(pool, '$lifecycle', { after: before });
+  assert.deepEqual(category.map((e) => e.id), [deleted.id]);
   // Truncation and retention leave events of their own.
   await es.truncateStream(pool, s, 4);
   await es.setStreamRetention(pool, s, { maxCount: 5, maxAge: '1 day' });

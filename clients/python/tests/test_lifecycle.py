@@ -405,6 +405,8 @@ def test_is_lifecycle_event_sees_the_deleted_event_in_read_all(conn, stream):
     (appended,) = [e for e in log if e.stream_id == sid]
     assert appended.global_position > deleted.global_position
     assert not es.is_lifecycle_event(appended)
+    # Also as the category $lifecycle.
+    assert [e.id for e in es.read_category(conn, "$lifecycle", before)] == [deleted.id]
 
     es.truncate_stream(conn, sid, 4)
     es.set_stream_retention(conn, sid, 5, "1 day")
