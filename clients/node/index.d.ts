@@ -433,8 +433,11 @@ export const LIFECYCLE_STREAM: '$lifecycle';
 
 /**
  * Whether an event (from readAll) is a lifecycle event: of stream
- * '$lifecycle', with a type beginning with '$'. Lifecycle events are not
- * in any category that readCategory reads.
+ * '$lifecycle', with a type beginning with '$'. Only readCategory of the
+ * category '$lifecycle' returns them. Type the global log as holding them,
+ * `readAll<AppEvent | LifecycleEvent>(...)`, so that the guard narrows each
+ * branch to its side (with readAll<AppEvent> alone, the lifecycle branch is
+ * `never`).
  */
 export function isLifecycleEvent(
   event: { streamId: string; type: string },
