@@ -38,7 +38,22 @@ CREATE ROLE es_test_narrow;
 -- The grants of the README.
 GRANT USAGE ON SCHEMA event_store TO es_test_writer;
 GRANT SELECT ON event_store.events, event_store.streams TO es_test_writer;
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA event_store TO es_test_writer;
+GRANT EXECUTE ON FUNCTION
+	event_store.append_event(text, bigint, text, jsonb, jsonb, uuid),
+	event_store.append_events(text, bigint, jsonb),
+	event_store.any_version(),
+	event_store.new_event_id(),
+	event_store.save_snapshot(text, bigint, jsonb),
+	event_store.read_snapshot(text, bigint),
+	event_store.read_stream(text, bigint, bigint, boolean),
+	event_store.stream_version(text),
+	event_store.stream_info(text),
+	event_store.read_all(bigint, bigint),
+	event_store.read_category(text, bigint, bigint, integer, integer),
+	event_store.safe_position(),
+	event_store.consumer_group_member(text, integer)
+	TO es_test_writer;
+GRANT SELECT ON event_store.snapshots TO es_test_writer;
 
 GRANT USAGE ON SCHEMA event_store TO es_test_reader;
 GRANT SELECT ON event_store.events, event_store.streams TO es_test_reader;
@@ -162,9 +177,17 @@ DROP OWNED BY es_test_columns;
 DROP ROLE es_test_columns;
 
 -- Lifecycle.  A writer, even one granted EXECUTE on every function of the
--- schema, can neither delete, tombstone, truncate, set a retention, purge,
--- erase nor redact: each function also needs DELETE on event_store.events.
+-- schema (as the README's writer was before 0.4.0), can neither delete,
+-- tombstone, truncate, set a retention, purge, erase nor redact: each
+-- function also needs DELETE on event_store.events.
+CREATE ROLE es_test_everything;
+GRANT USAGE ON SCHEMA event_store TO es_test_everything;
+GRANT SELECT ON event_store.events, event_store.streams TO es_test_everything;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA event_store TO es_test_everything;
 SET ROLE es_test_writer;
+SELECT pg_temp.try($$SELECT event_store.delete_stream('prl-1', -2)$$);
+SET ROLE es_test_everything;
+SELECT pg_temp.try($$SELECT event_store.refuse_change()$$);
 SELECT event_store.append_event('prl-1', 0, 'Created', '{}', NULL,
 	'00000000-0000-7000-8000-00000000a001');
 SELECT pg_temp.try($$SELECT event_store.delete_stream('prl-1', -2)$$);
@@ -221,8 +244,8 @@ SELECT operation, stream_id, event_id, event_count, reason, erased_by
 SELECT pg_temp.try($$DELETE FROM event_store.erasures$$);
 RESET ROLE;
 SELECT data FROM event_store.read_stream('prl-2');
-DROP OWNED BY es_test_operator, es_test_dpo;
-DROP ROLE es_test_operator, es_test_dpo;
+DROP OWNED BY es_test_operator, es_test_dpo, es_test_everything;
+DROP ROLE es_test_operator, es_test_dpo, es_test_everything;
 
 DELETE FROM event_store.checkpoints WHERE subscriber = 'pr-projection';
 DROP OWNED BY es_test_writer, es_test_reader, es_test_projection, es_test_nobody, es_test_narrow;
