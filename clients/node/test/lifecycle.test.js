@@ -140,9 +140,13 @@ test('tombstoneStream: events removed; every later append is a StreamTombstonedE
   const s = sid();
   const { events } = await appendN(s, es.NO_STREAM, 3);
   assert.equal(await storedRows(s), 3);
+  const before = await lastPosition();
   assert.equal(await es.tombstoneStream(pool, s, 3), 3, 'resolves to the events removed');
   assert.equal(await storedRows(s), 0);
   assert.deepEqual(await versions(s), []);
+  const [tombstoned] = (await readAllAfter(before)).filter(es.isLifecycleEvent);
+  assert.equal(tombstoned.type, '$tombstoned');
+  assert.deepEqual(tombstoned.data, { stream_id: s, version: 3, events_removed: 3 });
 
   for (const expected of [es.NO_STREAM, 3, es.ANY, es.STREAM_EXISTS]) {
     const err = await failure(es.appendToStream(pool, s, expected, [{ type: 'T', data: 4 }]));
@@ -406,6 +410,7 @@ test('redactEvent keeps position, version, type and id, and replaces data and me
     { type: 'CustomerMoved', data: { city: 'Oslo' }, metadata: { ip: '10.0.0.2' } },
   ]);
   const [first, second] = await collect(es.readStream(pool, s));
+  const before = await lastPosition();
   const position = await es.redactEvent(pool, first.id.toUpperCase(), 'subject request 7', {
     data: { name: '[redacted]' },
     metadata: { redacted: true },
@@ -419,6 +424,13 @@ test('redactEvent keeps position, version, type and id, and replaces data and me
   assert.deepEqual(after.data, { name: '[redacted]' });
   assert.deepEqual(after.metadata, { redacted: true });
   assert.deepEqual(untouched, second);
+  const [redacted] = (await readAllAfter(before)).filter(es.isLifecycleEvent);
+  assert.equal(redacted.type, '$redacted');
+  assert.equal(redacted.data.stream_id, s);
+  assert.equal(redacted.data.event_id, first.id);
+  assert.equal(redacted.data.version, 1);
+  assert.equal(redacted.data.global_position, first.globalPosition);
+  assert.equal(typeof redacted.data.erasure_id, 'number');
   // Without data: {} and no metadata.
   assert.equal(await es.redactEvent(pool, second.id, 'subject request 7'), second.globalPosition);
   const [, bare] = await collect(es.readStream(pool, s));

@@ -119,7 +119,11 @@ def test_delete_removes_snapshots(conn, stream):
 def test_tombstone_then_every_append_is_refused(conn, stream):
     sid = stream("lc")
     _, events = append(conn, sid, es.NO_STREAM, 3)
+    before = last_position(conn)
     assert es.tombstone_stream(conn, sid, 3) == 3
+    (tombstoned,) = [e for e in read_all_after(conn, before) if es.is_lifecycle_event(e)]
+    assert tombstoned.type == "$tombstoned"
+    assert tombstoned.data == {"stream_id": sid, "version": 3, "events_removed": 3}
     assert stored_rows(conn, sid) == 0
     assert versions(conn, sid) == []
 
@@ -345,6 +349,7 @@ def test_redact_event_keeps_version_type_and_id(conn, stream):
         es.Event("CustomerMoved", {"city": "Oslo"}, {"ip": "10.0.0.2"}),
     ])
     first, second = es.read_stream(conn, sid)
+    before = last_position(conn)
     position = es.redact_event(conn, str(first.id).upper(), "subject request 7",
                                {"name": "[redacted]"}, {"redacted": True})
     assert position == first.global_position
@@ -353,6 +358,11 @@ def test_redact_event_keeps_version_type_and_id(conn, stream):
         first.global_position, 1, "CustomerRegistered", first.id, first.created_at)
     assert (after.data, after.metadata) == ({"name": "[redacted]"}, {"redacted": True})
     assert untouched == second
+    (redacted,) = [e for e in read_all_after(conn, before) if es.is_lifecycle_event(e)]
+    assert redacted.type == "$redacted"
+    assert (redacted.data["stream_id"], redacted.data["event_id"], redacted.data["version"],
+            redacted.data["global_position"]) == (sid, str(first.id), 1, first.global_position)
+    assert isinstance(redacted.data["erasure_id"], int)
     assert es.redact_event(conn, second.id, "subject request 7") == second.global_position
     _, bare = es.read_stream(conn, sid)
     assert (bare.type, bare.data, bare.metadata) == ("CustomerMoved", {}, None)
