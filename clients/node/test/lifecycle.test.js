@@ -128,6 +128,15 @@ test('deleteStream: a wrong expected version is a WrongExpectedVersionError and 
   assert.equal(await es.deleteStream(pool, s, es.STREAM_EXISTS), 3);
 });
 
+test('deleteStream: a retry of an append stored before the delete is still recognised as a repeat', async () => {
+  const s = sid();
+  const { events } = await appendN(s, es.NO_STREAM, 2);
+  await es.deleteStream(pool, s, 2);
+  assert.equal(await es.appendToStream(pool, s, es.NO_STREAM, events), 2, 'the first call\'s version');
+  assert.deepEqual(await versions(s), [], 'nothing stored again');
+  assert.equal(await es.streamVersion(pool, s), 2);
+});
+
 test('deleteStream deletes the stream\'s snapshots', async () => {
   const s = sid();
   await appendN(s, es.NO_STREAM, 2);

@@ -108,6 +108,15 @@ def test_delete_with_a_wrong_expected_version(conn, stream):
     assert es.delete_stream(conn, sid, es.STREAM_EXISTS) == 3
 
 
+def test_a_retry_of_an_append_stored_before_a_delete_is_a_repeat(conn, stream):
+    sid = stream("lc")
+    _, events = append(conn, sid, es.NO_STREAM, 2)
+    es.delete_stream(conn, sid, 2)
+    assert es.append_to_stream(conn, sid, es.NO_STREAM, events) == 2   # the first call's version
+    assert versions(conn, sid) == []
+    assert es.stream_version(conn, sid) == 2
+
+
 def test_delete_removes_snapshots(conn, stream):
     sid = stream("lc")
     append(conn, sid, es.NO_STREAM, 2)
