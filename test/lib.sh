@@ -26,6 +26,9 @@
 #	es_log_is_exact DB				"A B C D": events stored, events read_all
 #									returns from 0, distinct ones, and how
 #									many came back out of order
+#	es_sqlstate DB SQL				"ok" when SQL succeeds on DB, else the
+#									SQLSTATE of its error
+#	t_sqlstate NAME DB SQL WANT		pass when es_sqlstate gives WANT
 
 set -euo pipefail
 
@@ -101,3 +104,15 @@ SELECT format('%s %s %s %s',
 			   global_position <= lag(global_position) OVER () AS back
 		  FROM event_store.read_all(0, NULL)) r"
 }
+
+es_sqlstate() {
+	local out
+	if out=$(psql -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=sqlstate -d "$1" -c "$2" 2>&1); then
+		echo ok
+	else
+		out=$(sed -n 's/^ERROR: *//p' <<<"$out" | head -1)
+		echo "${out:-no SQLSTATE}"
+	fi
+}
+
+t_sqlstate() { t_eq "$1" "$(es_sqlstate "$2" "$3")" "$4"; }
