@@ -66,7 +66,7 @@ _PG_init(void)
 {
 	DefineCustomBoolVariable("event_store.notify",
 							 "Sends a NOTIFY on channel \"event_store\" for every committed append.",
-							 "The payload is a JSON object with the stream id, the first and last version appended and the last global position.",
+							 "The notification carries no payload (LISTEN checks no privilege); one is sent per transaction, on commit.",
 							 &es_notify,
 							 false,
 							 PGC_USERSET,
