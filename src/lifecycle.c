@@ -78,6 +78,7 @@
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/json.h"
+#include "utils/rls.h"
 #include "utils/jsonb.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -646,7 +647,9 @@ set_stream_retention(PG_FUNCTION_ARGS)
  *
  * A stream's lifecycle state under the query's snapshot; a stream that does
  * not exist has version 0 and hides nothing.  Needs SELECT on
- * event_store.events, as read_stream does.
+ * event_store.events and event_store.streams; it reads the head below the
+ * executor, so it refuses a caller subject to row-level security on the
+ * heads table rather than bypass the policies.
  */
 Datum
 stream_info(PG_FUNCTION_ARGS)
@@ -670,6 +673,14 @@ stream_info(PG_FUNCTION_ARGS)
 
 	cat = es_catalog_open(AccessShareLock, &events, &streams);
 	es_check_select(events);
+	es_check_select(streams);
+	if (check_enable_rls(RelationGetRelid(streams), InvalidOid,
+						 false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("stream_info does not apply row-level security policies"),
+				 errdetail("Row-level security is enabled on table \"event_store.streams\" for this role."),
+				 errhint("Use event_store.stream_version, which applies them.")));
 	pkey = es_open_index(cat, streams, ES_INDEX_STREAM_ID, AccessShareLock);
 	(void) es_read_limits(streams, pkey, snapshot, stream_id, &limits);
 	if (limits.has_max_age)
