@@ -13,6 +13,13 @@
 # privileges, dump settings) with a fresh install, and check that appends and reads go on at
 # the right versions and positions.
 #
+# The update to 0.4.0 adds the stream lifecycle: after it, every stream
+# written before reads exactly as before through read_stream, read_all and
+# read_category (nothing hidden, visible_from 1 everywhere; an event whose
+# type begins with '$', allowed before 0.4.0, is an ordinary event), and
+# every lifecycle function works on those streams.  A store with a stream id
+# beginning with '$' is refused (55000) and left at its version, unchanged.
+#
 # Needs a running server (PGHOST, PGPORT, PGUSER) with the extension
 # installed.  Reports by test/lib.sh.
 
@@ -89,6 +96,26 @@ SELECT format('schema %s acl %s', n.nspname, COALESCE(n.nspacl::text, 'default')
 ORDER BY 1"
 }
 
+# What the read functions return, with the functions every version has:
+# each stream forwards, backwards and from a version; the global log; the
+# category 'up'.  One line each: rows and a checksum.
+reads() {
+	qd "$1" -c "
+SELECT count(*) || ' ' || md5(string_agg(format('%s/%s/%s/%s/%s', r.stream_id, r.version, r.event_id,
+	   r.global_position, r.data), ',' ORDER BY r.stream_id, r.version))
+  FROM event_store.streams s, event_store.read_stream(s.stream_id) r;
+SELECT count(*) || ' ' || md5(string_agg(format('%s/%s', r.stream_id, r.version), ','
+	   ORDER BY r.stream_id, r.version DESC))
+  FROM event_store.streams s, event_store.read_stream(s.stream_id, NULL, NULL, true) r;
+SELECT count(*) || ' ' || md5(string_agg(format('%s/%s', r.stream_id, r.version), ','
+	   ORDER BY r.stream_id, r.version))
+  FROM event_store.streams s, event_store.read_stream(s.stream_id, 30, 5) r;
+SELECT count(*) || ' ' || md5(string_agg(format('%s/%s/%s', global_position, stream_id, version), ','
+	   ORDER BY global_position)) FROM event_store.read_all(0, 100000);
+SELECT count(*) || ' ' || md5(string_agg(format('%s/%s/%s', global_position, stream_id, version), ','
+	   ORDER BY global_position)) FROM event_store.read_category('up', 0, 100000)"
+}
+
 fresh=$(describe "$db")
 if [ ${#older[@]} -eq 0 ]; then
 	t_fail "upgrade: an older version to upgrade from" "none is installed"
@@ -113,7 +140,12 @@ for from in "${older[@]}"; do
 	qd "$old" -c "SELECT event_store.append_events('up-batch', 0,
 	             (SELECT jsonb_agg(jsonb_build_object('type', 'B', 'data', i)) FROM generate_series(1, 40) i))" >/dev/null
 	qd "$old" -c "SELECT event_store.save_checkpoint('projector', 77)" >/dev/null
+	# Event types beginning with '$' were allowed; this one only looks like
+	# a lifecycle event and must stay an ordinary one.
+	qd "$old" -c "SELECT event_store.append_event('up-typed', $any, '\$deleted',
+	             '{\"stream_id\": \"up-0\", \"version\": 60, \"first_visible_version\": 61}')" >/dev/null
 	before=$(es_data_checksums "$old")
+	reads_before=$(reads "$old")
 
 	path=$(q -c "SELECT path FROM pg_extension_update_paths('event_store')
 	              WHERE source = '$from' AND target = '$current'")
@@ -129,6 +161,18 @@ for from in "${older[@]}"; do
 		t_eq "upgrade from $from: events, heads, checkpoints and positions unchanged at $step" \
 			"$(es_data_checksums "$old")" "$before"
 	done
+
+	# Streams written before the update read exactly as before.
+	t_eq "upgrade from $from: read_stream, read_all and read_category return what they did before" \
+		"$(reads "$old")" "$reads_before"
+	t_eq "upgrade from $from: no stream hides anything (visible_from 1, no tombstone, no retention)" \
+		"$(qd "$old" -c "SELECT count(*) || ' ' || count(*) FILTER (WHERE visible_from = 1 AND NOT tombstoned
+		                  AND max_count IS NULL AND max_age IS NULL
+		                  AND event_store.first_visible_version(stream_id) = 1) FROM event_store.streams")" \
+		"7 7"
+	t_eq "upgrade from $from: no lifecycle event and no erasure yet" \
+		"$(qd "$old" -c "SELECT event_store.stream_version('\$lifecycle') || ' ' || count(*) FROM event_store.erasures")" \
+		"0 0"
 
 	# Same objects as a fresh install of the current version.
 	if diff <(describe "$old") <(echo "$fresh") >"$work/diff"; then
@@ -148,9 +192,98 @@ $(cat "$work/diff")"
 	*) t_fail "upgrade from $from: a stale append is refused" "$stale" ;;
 	esac
 	t_eq "upgrade from $from: the log is exact (stored, read, distinct, out of order)" \
-		"$(es_log_is_exact "$old")" "341 341 341 0"
+		"$(es_log_is_exact "$old")" "342 342 342 0"
 	t_eq "upgrade from $from: stream versions are 1..head" "$(es_bad_streams "$old")" 0
+
+	# The lifecycle functions on streams written before the update (up-0,
+	# up-2, up-3, up-4 at version 60, up-1 at 61, up-batch at 40).
+	lc() { qd "$old" -c "$1" 2>&1 || true; }
+	t_eq "upgrade from $from: delete_stream of an old stream; it reads as empty; 'no stream' appends at head + 1" \
+		"$(lc "SELECT event_store.delete_stream('up-0', 60);
+		       SELECT count(*) FROM event_store.read_stream('up-0');
+		       SELECT event_store.append_event('up-0', 0, 'After', '1');
+		       SELECT string_agg(version::text, ',') FROM event_store.read_stream('up-0')")" \
+		"60
+0
+61
+61"
+	stored_id=$(qd "$old" -c "SELECT event_id FROM event_store.events WHERE stream_id = 'up-2' AND version = 60")
+	t_eq "upgrade from $from: tombstone_stream of an old stream removes its events" \
+		"$(lc "SELECT event_store.tombstone_stream('up-2', 60);
+		       SELECT count(*) FROM event_store.events WHERE stream_id = 'up-2'")" \
+		"60
+0"
+	t_sqlstate "upgrade from $from: the tombstoned old stream refuses an append with VE003" "$old" \
+		"SELECT event_store.append_event('up-2', -2, 'X', '1')" VE003
+	t_sqlstate "upgrade from $from: the tombstoned old stream refuses a retry of an event stored before with VE003" \
+		"$old" "SELECT event_store.append_event('up-2', 59, 'E', '1', NULL, '$stored_id')" VE003
+	t_eq "upgrade from $from: truncate_stream of an old stream shows versions 51..60" \
+		"$(lc "SELECT event_store.truncate_stream('up-3', 51);
+		       SELECT count(*) || ' ' || min(version) || '..' || max(version) FROM event_store.read_stream('up-3')")" \
+		"51
+10 51..60"
+	t_eq "upgrade from $from: set_stream_retention of an old stream shows its last 5 events" \
+		"$(lc "SELECT event_store.set_stream_retention('up-4', 5);
+		       SELECT string_agg(version::text, ',' ORDER BY version) FROM event_store.read_stream('up-4');
+		       SELECT string_agg(version::text, ',' ORDER BY global_position)
+		         FROM event_store.read_category('up', 0, NULL) WHERE stream_id = 'up-4'")" \
+		"
+56,57,58,59,60
+56,57,58,59,60"
+	t_eq "upgrade from $from: erase_stream of an old stream removes its events, with an audit row" \
+		"$(lc "SELECT event_store.erase_stream('up-batch', 'test erasure');
+		       SELECT format('%s %s %s %s', operation, stream_id, event_count, reason) FROM event_store.erasures;
+		       SELECT count(*) FROM event_store.events WHERE stream_id = 'up-batch'")" \
+		"40
+erase_stream up-batch 40 test erasure
+0"
+	t_eq "upgrade from $from: redact_event of an old event rewrites it in place" \
+		"$(lc "SELECT event_store.redact_event(event_id, 'test redaction', '{\"r\": 1}') = global_position
+		         FROM event_store.events WHERE stream_id = 'up-1' AND version = 1;
+		       SELECT format('%s %s %s', version, data, metadata) FROM event_store.read_stream('up-1', 1, 1)")" \
+		"t
+1 {\"r\": 1} "
+	t_eq "upgrade from $from: the lifecycle events, in order" \
+		"$(lc "SELECT string_agg(event_type || ':' || (data->>'stream_id'), ',' ORDER BY version)
+		         FROM event_store.read_stream('\$lifecycle')")" \
+		'$deleted:up-0,$tombstoned:up-2,$truncated:up-3,$retention:up-4,$erased:up-batch,$redacted:up-1'
+	t_eq "upgrade from $from: read_all shows what the lifecycle left visible" \
+		"$(lc "SELECT string_agg(format('%s:%s:%s..%s', stream_id, n, lo, hi), ',' ORDER BY stream_id)
+		         FROM (SELECT stream_id, count(*) n, min(version) lo, max(version) hi
+		         FROM event_store.read_all(0, NULL) WHERE stream_id NOT LIKE '\$%' GROUP BY stream_id) r")" \
+		'up-0:1:61..61,up-1:61:1..61,up-3:10:51..60,up-4:5:56..60,up-typed:1:1..1'
+	t_eq "upgrade from $from: purge removes the hidden events of the old streams, and reads do not change" \
+		"$(lc "SELECT event_store.purge();
+		       SELECT count(*) FROM event_store.events e WHERE stream_id NOT LIKE '\$%'
+		          AND NOT EXISTS (SELECT FROM event_store.read_all(0, NULL) r WHERE r.event_id = e.event_id)")" \
+		"165
+0"
 	dropdb "$old"
+
+	# A store with a stream id beginning with '$' is refused and left as it is.
+	res=es_upgrade_reserved_${from//./_}
+	dropdb --if-exists "$res" 2>/dev/null
+	createdb "$res"
+	qd "$res" -c "CREATE EXTENSION event_store VERSION '$from'"
+	qd "$res" -c "SELECT event_store.append_event('res-1', $any, 'E', '1'),
+	              event_store.append_event('\$legacy', $any, 'E', '2')" >/dev/null
+	res_before=$(es_data_checksums "$res")
+	res_objects=$(describe "$res")
+	t_sqlstate "upgrade from $from: a store with a stream id beginning with '\$' is refused (55000)" "$res" \
+		"ALTER EXTENSION event_store UPDATE" 55000
+	t_eq "upgrade from $from: the refused store stays at $from" \
+		"$(qd "$res" -c "SELECT extversion FROM pg_extension WHERE extname = 'event_store'")" "$from"
+	t_eq "upgrade from $from: the refused store's data is unchanged" "$(es_data_checksums "$res")" "$res_before"
+	if diff <(describe "$res") <(echo "$res_objects") >"$work/diff"; then
+		t_ok "upgrade from $from: the refused store's objects are unchanged"
+	else
+		t_fail "upgrade from $from: the refused store's objects are unchanged" \
+			"(< after the refused update, > before)
+$(cat "$work/diff")"
+	fi
+	t_eq "upgrade from $from: the refused store still takes appends" \
+		"$(qd "$res" -c "SELECT event_store.append_event('res-1', 1, 'E', '3')" 2>&1 || true)" 2
+	dropdb "$res"
 done
 
 dropdb "$db"
