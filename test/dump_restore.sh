@@ -6,7 +6,8 @@
 # Then the same for a store whose streams went through the lifecycle (a
 # second pair of databases): a soft-deleted stream, a deleted one appended to
 # again, a tombstoned one, a truncated one, one with a retention limit (part
-# of its hidden events purged), an erased one and a redacted event.  After the
+# of its hidden events purged), an erased one, a redacted event, and heads at
+# version 0 (tombstoned, or given a retention, before a first event).  After the
 # restore, the restored store must answer every read exactly as the source
 # does (and as expected), keep the erasure audit and its sequence, the
 # $lifecycle events in order, and take the same appends and lifecycle
@@ -80,9 +81,10 @@ SELECT event_store.append_events('lc-ret', 0, pg_temp.batch(1, 10));
 SELECT event_store.set_stream_retention('lc-ret', 3, '1 day');
 SELECT event_store.purge();
 SELECT event_store.append_events('lc-ret', 10, pg_temp.batch(11, 12));
--- Soft-deleted at 5; and deleted at 3, then appended to (4 and 5 show);
--- their hidden events are still stored.
-SELECT event_store.append_events('lc-del', 0, pg_temp.batch(1, 5));
+-- Soft-deleted at 5 (version 5 with a known id); and deleted at 3, then
+-- appended to (4 and 5 show); their hidden events are still stored.
+SELECT event_store.append_events('lc-del', 0, pg_temp.batch(1, 4));
+SELECT event_store.append_event('lc-del', 4, 'E', '5', NULL, '00000000-0000-7000-8000-00000000d005');
 SELECT event_store.save_snapshot('lc-del', 5, '{"n": 5}');
 SELECT event_store.delete_stream('lc-del', 5);
 SELECT event_store.append_events('lc-again', 0, pg_temp.batch(1, 3));
@@ -106,6 +108,10 @@ SELECT event_store.append_events('pii-2', 0, '[
 SELECT event_store.redact_event('00000000-0000-7000-8000-00000000d101', 'erasure request 2',
 	'{"email": "redacted"}');
 SELECT event_store.append_events('pii-3', 0, pg_temp.batch(1, 2));
+-- Heads at version 0: a stream tombstoned before its first event, and one
+-- given a retention limit before it.
+SELECT event_store.tombstone_stream('lc-none', 0);
+SELECT event_store.set_stream_retention('lc-pre', 2);
 SQL
 
 pg_dump -Fc -f "$ldump" "$lsrc"
@@ -146,7 +152,7 @@ t_eq "lifecycle restore: every event, head, checkpoint and the position sequence
 same "lifecycle restore: the heads' lifecycle columns are as dumped" \
 	"SELECT string_agg(format('%s:%s:%s:%s:%s:%s', stream_id, version, visible_from, tombstoned,
 	        max_count, max_age), ',' ORDER BY stream_id) FROM event_store.streams" \
-	'$lifecycle:7:1:f::,lc-again:5:4:f::,lc-del:5:6:f::,lc-ret:12:1:f:3:1 day,lc-tomb:2:3:t::,lc-trunc:10:4:f::,pii-1:3:4:t::,pii-2:2:1:f::,pii-3:2:1:f::'
+	'$lifecycle:9:1:f::,lc-again:5:4:f::,lc-del:5:6:f::,lc-none:0:1:t::,lc-pre:0:1:f:2:,lc-ret:12:1:f:3:1 day,lc-tomb:2:3:t::,lc-trunc:10:4:f::,pii-1:3:4:t::,pii-2:2:1:f::,pii-3:2:1:f::'
 same "lifecycle restore: stream_info is the same for every stream" \
 	"SELECT string_agg(format('%s:%s', s.stream_id, i), ',' ORDER BY s.stream_id)
 	   FROM event_store.streams s, event_store.stream_info(s.stream_id) i WHERE s.stream_id NOT LIKE '\$%'"
@@ -210,7 +216,7 @@ same "lifecycle restore: the \$lifecycle events' operations, in order (versions 
 	   || ' ' || bool_and(version = rn)::text
 	   FROM (SELECT *, row_number() OVER (ORDER BY global_position) rn
 	           FROM event_store.read_all(0, NULL) WHERE stream_id = '\$lifecycle') l" \
-	'$retention:lc-ret,$deleted:lc-del,$deleted:lc-again,$tombstoned:lc-tomb,$truncated:lc-trunc,$erased:pii-1,$redacted:pii-2 true'
+	'$retention:lc-ret,$deleted:lc-del,$deleted:lc-again,$tombstoned:lc-tomb,$truncated:lc-trunc,$erased:pii-1,$redacted:pii-2,$tombstoned:lc-none,$retention:lc-pre true'
 
 # Writes after the restore, done on both databases alike.
 same_sqlstate "lifecycle restore: an append to the tombstoned stream fails with VE003" \
@@ -223,10 +229,14 @@ same_sqlstate "lifecycle restore: a retry of the tombstoned stream's first batch
 	"SELECT event_store.append_events('lc-tomb', 0, '[
 		{\"type\": \"A\", \"data\": 1, \"id\": \"00000000-0000-7000-8000-00000000d001\"},
 		{\"type\": \"B\", \"data\": 2, \"id\": \"00000000-0000-7000-8000-00000000d002\"}]')" VE003
+same_sqlstate "lifecycle restore: the stream tombstoned before its first event refuses appends with VE003" \
+	"SELECT event_store.append_event('lc-none', 0, 'X', '1')" VE003
 same_sqlstate "lifecycle restore: the erased stream refuses appends with VE003" \
 	"SELECT event_store.append_event('pii-1', 0, 'X', '1')" VE003
 same_sqlstate "lifecycle restore: 'exists' (-1) is refused for the soft-deleted stream" \
 	"SELECT event_store.append_event('lc-del', -1, 'X', '1')" VE001
+same "lifecycle restore: a retry of an event stored before the soft delete is still a repeat" \
+	"SELECT event_store.append_event('lc-del', 4, 'E', '5', NULL, '00000000-0000-7000-8000-00000000d005')" 5
 same "lifecycle restore: an append to the soft-deleted stream expecting no stream continues at head + 1" \
 	"SELECT event_store.append_event('lc-del', 0, 'Again', '1')" 6
 same "lifecycle restore: the soft-deleted stream then shows only the new event" \
@@ -240,6 +250,11 @@ same "lifecycle restore: an append to the retention stream keeps it at 3 events"
 	"13
 11,12,13
 11,12,13"
+same "lifecycle restore: the stream given a retention before its first event keeps it" \
+	"SELECT event_store.append_events('lc-pre', 0, '[{\"type\": \"P\", \"data\": 1}, {\"type\": \"P\", \"data\": 2},
+	        {\"type\": \"P\", \"data\": 3}]');
+	 SELECT string_agg(version::text, ',' ORDER BY version) FROM event_store.read_stream('lc-pre')" "3
+2,3"
 same_sqlstate "lifecycle restore: truncating the truncated stream lower is refused" \
 	"SELECT event_store.truncate_stream('lc-trunc', 3)" 22023
 same "lifecycle restore: a new erasure gets the next erasure id (no duplicate key)" \
@@ -254,7 +269,7 @@ same "lifecycle restore: a new lifecycle event continues \$lifecycle, and read_a
 	 SELECT version || ':' || event_type || ':' || (data->>'stream_id')
 	   FROM event_store.read_stream('\$lifecycle', NULL, 1, true);
 	 SELECT count(*) FROM event_store.read_all(0, NULL) WHERE stream_id = 'pii-2'" "2
-9:\$deleted:pii-2
+11:\$deleted:pii-2
 0"
 same "lifecycle restore: purge removes the same hidden events" \
 	"SELECT event_store.purge();
@@ -262,7 +277,7 @@ same "lifecycle restore: purge removes the same hidden events" \
 	  WHERE stream_id NOT LIKE '\$%'" \
 	"$(qd "$lsrc" -c "SELECT count(*) FROM event_store.events
 	                  WHERE version < event_store.first_visible_version(stream_id)")
-lc-ret/11,lc-ret/12,lc-again/4,lc-again/5,lc-trunc/4,lc-trunc/5,lc-trunc/6,lc-trunc/7,lc-trunc/8,lc-trunc/9,lc-trunc/10,lc-del/6,lc-ret/13"
+lc-ret/11,lc-ret/12,lc-again/4,lc-again/5,lc-trunc/4,lc-trunc/5,lc-trunc/6,lc-trunc/7,lc-trunc/8,lc-trunc/9,lc-trunc/10,lc-del/6,lc-ret/13,lc-pre/2,lc-pre/3"
 # (created_at, erased_at and the generated event ids of what was written
 # after the restore differ.)
 same "lifecycle restore: after it all, the two stores hold the same events, heads, erasures and positions" \
