@@ -19,6 +19,7 @@
 # type begins with '$', allowed before 0.4.0, is an ordinary event), and
 # every lifecycle function works on those streams.  A store with a stream id
 # beginning with '$' is refused (55000) and left at its version, unchanged.
+# A session open across the update sees the lifecycle without reconnecting.
 #
 # Needs a running server (PGHOST, PGPORT, PGUSER) with the extension
 # installed.  Reports by test/lib.sh.
@@ -285,6 +286,62 @@ $(cat "$work/diff")"
 		"$(qd "$res" -c "SELECT event_store.append_event('res-1', 1, 'E', '3')" 2>&1 || true)" 2
 	dropdb "$res"
 done
+
+# A session open across the update (a pooled connection): it reads and
+# appends under the version before the current one, another session updates
+# and deletes and tombstones its streams, and the first one, without
+# reconnecting, sees the lifecycle at once.
+prev=${older[${#older[@]} - 1]}
+open_db=es_upgrade_open
+dropdb --if-exists "$open_db" 2>/dev/null
+createdb "$open_db"
+qd "$open_db" -c "CREATE EXTENSION event_store VERSION '$prev'"
+if [ "$(printf '%s\n0.3.0\n' "$prev" | sort -V | head -1)" = 0.3.0 ]; then
+	any=-2
+else
+	any=NULL
+fi
+qd "$open_db" -c "SELECT event_store.append_event('a-1', $any, 'E', '1'), event_store.append_event('a-1', $any, 'E', '2'),
+                  event_store.append_event('b-1', $any, 'E', '1')" >/dev/null
+mkfifo "$work/open.fifo"
+psql -X -q -At -v VERBOSITY=sqlstate -d "$open_db" <"$work/open.fifo" >"$work/open.out" 2>&1 &
+open_pid=$!
+exec 7>"$work/open.fifo"
+echo "SELECT 'before', count(*) FROM event_store.read_all(0, 1000);
+      SELECT 'before', count(*) FROM event_store.read_category('a', 0, 1000);
+      SELECT 'before', event_store.append_event('a-1', 2, 'E', '3');
+      SELECT 'before', string_agg(version::text, ',') FROM event_store.read_stream('a-1');" >&7
+for _ in $(seq 100); do
+	[ "$(grep -c '^before|' "$work/open.out")" -lt 4 ] || break
+	sleep 0.1
+done
+qd "$open_db" -c "ALTER EXTENSION event_store UPDATE" \
+	-c "SELECT event_store.delete_stream('a-1', 3), event_store.tombstone_stream('b-1', 1)" >/dev/null
+echo "SELECT 'after', string_agg(stream_id || '/' || version, ',' ORDER BY global_position)
+        FROM event_store.read_all(0, NULL);
+      SELECT 'after', count(*) FROM event_store.read_category('a', 0, NULL);
+      SELECT 'after', count(*) FROM event_store.read_stream('a-1');
+      SELECT 'after', event_store.append_event('b-1', -2, 'E', '2');
+      SELECT 'after', event_store.append_event('\$x', -2, 'E', '2');
+      SELECT 'after', event_store.append_event('a-1', 0, 'E', '4');
+      SELECT 'after', string_agg(version::text, ',') FROM event_store.read_stream('a-1');
+      SELECT 'after', event_store.truncate_stream('a-1', 5);" >&7
+exec 7>&-
+wait "$open_pid" || true
+t_eq "upgrade from $prev: a session open across the update sees the lifecycle at once" \
+	"$(cat "$work/open.out")" "before|3
+before|2
+before|3
+before|1,2,3
+after|\$lifecycle/1,\$lifecycle/2
+after|0
+after|0
+ERROR:  VE003
+ERROR:  22023
+after|4
+after|4
+after|5"
+dropdb "$open_db"
 
 dropdb "$db"
 t_done
