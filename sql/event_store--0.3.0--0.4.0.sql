@@ -29,18 +29,19 @@
 \echo Use "ALTER EXTENSION event_store UPDATE TO '0.4.0'" to load this file. \quit
 
 /*
- * Stream ids beginning with '$' are reserved from 0.4.0 on; a store that
- * has one cannot be updated until it is renamed away (nothing here would
- * rename a user's stream).
+ * Stream ids beginning with '$' are reserved from 0.4.0 on.  Streams a store
+ * already has with such ids are kept, read as before, and take no more
+ * appends; but '$lifecycle' is the lifecycle events' own stream, so a store
+ * that has one cannot be updated until its owner removes it.
  */
 DO $check$
 BEGIN
 	IF EXISTS (SELECT 1 FROM event_store.streams s
-				WHERE pg_catalog.starts_with(s.stream_id, '$')) THEN
-		RAISE EXCEPTION 'event_store 0.4.0 reserves stream ids beginning with "$"'
+				WHERE s.stream_id OPERATOR(pg_catalog.=) '$lifecycle') THEN
+		RAISE EXCEPTION 'event_store 0.4.0 reserves the stream "$lifecycle"'
 			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  DETAIL = 'This store has streams whose ids begin with "$".',
-				  HINT = 'Copy those streams to ids without the prefix before updating.';
+				  DETAIL = 'This store has a stream of its own named "$lifecycle", where 0.4.0 writes its lifecycle events.',
+				  HINT = 'The tables'' owner can remove it: disable the guard triggers events_append_only and streams_forward_only, delete its events and head, and enable them again.';
 	END IF;
 END
 $check$;
@@ -64,10 +65,14 @@ ALTER TABLE event_store.streams
 	ADD CONSTRAINT streams_max_age_check
 		CHECK (max_age OPERATOR(pg_catalog.>) '0'::interval);
 
-/* The streams that hide anything: the global log's cache and purge scan it. */
+/*
+ * The streams that hide anything: the global log's cache and purge scan it.
+ * A tombstoned stream has no events left to hide or purge.
+ */
 CREATE INDEX streams_lifecycle_idx ON event_store.streams (stream_id)
-	WHERE visible_from OPERATOR(pg_catalog.>) 1
-	   OR max_count IS NOT NULL OR max_age IS NOT NULL;
+	WHERE NOT tombstoned
+	  AND (visible_from OPERATOR(pg_catalog.>) 1
+		   OR max_count IS NOT NULL OR max_age IS NOT NULL);
 
 /*
  * The audit of erasures: what was erased, when, by whom and why, and how
@@ -81,6 +86,7 @@ CREATE TABLE event_store.erasures (
 		DEFAULT pg_catalog.nextval('event_store.erasures_erasure_id_seq'),
 	erased_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	erased_by	text NOT NULL,
+	session_user_name text NOT NULL,
 	operation	text NOT NULL,
 	stream_id	text COLLATE "C" NOT NULL,
 	event_id	uuid,
@@ -253,6 +259,10 @@ COMMENT ON COLUMN event_store.streams.max_age IS
 	'Retention: reads show only events younger than this';
 COMMENT ON INDEX event_store.streams_lifecycle_idx IS
 	'The streams that hide events: for the global log''s readers and purge';
+COMMENT ON COLUMN event_store.erasures.erased_by IS
+	'The role that ran the erasure (current_user)';
+COMMENT ON COLUMN event_store.erasures.session_user_name IS
+	'The session''s user when it ran (differs from erased_by under SET ROLE or a SECURITY DEFINER wrapper)';
 COMMENT ON TABLE event_store.erasures IS
 	'Audit of erasures and redactions: what, when, by whom, why; no erased data';
 COMMENT ON FUNCTION event_store.first_visible_version(text) IS
@@ -350,7 +360,9 @@ $$;
 /*
  * A stream's latest snapshot, or with max_version the latest at or below
  * it; no row when there is none.  Then read_stream(stream_id, version + 1)
- * gives the events after it.
+ * gives the events after it.  A snapshot below the stream's first visible
+ * version - 1 is not returned: the events between it and the first visible
+ * one are hidden, so loading from it would skip them.
  */
 CREATE FUNCTION event_store.read_snapshot(
 	stream_id text,
@@ -363,6 +375,8 @@ BEGIN ATOMIC
 	 WHERE s.stream_id OPERATOR(pg_catalog.=) read_snapshot.stream_id
 	   AND (read_snapshot.max_version IS NULL
 			OR s.version OPERATOR(pg_catalog.<=) read_snapshot.max_version)
+	   AND s.version OPERATOR(pg_catalog.>=)
+		   (event_store.first_visible_version(read_snapshot.stream_id) OPERATOR(pg_catalog.-) 1)
 	 ORDER BY s.version DESC
 	 LIMIT 1;
 END;

@@ -109,6 +109,9 @@ static Datum AppendEvents(FunctionCallInfo fcinfo, bool legacy,
 static void InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 						 EsEventInput *events, int nevents, Jsonb *batch);
 static void Notify(void);
+static int64 AppendUnderLock(const char *funcname, text *stream_id,
+							 int64 expected, EsEventInput *events, int nevents,
+							 Jsonb *batch, bool legacy, bool lifecycle_log);
 
 /*
  * Take the stream lock until the end of the transaction, unless the
@@ -390,6 +393,28 @@ int64
 es_append(const char *funcname, text *stream_id, int64 expected,
 		  EsEventInput *events, int nevents, Jsonb *batch, bool legacy)
 {
+	return AppendUnderLock(funcname, stream_id, expected, events, nevents,
+						   batch, legacy, false);
+}
+
+/*
+ * Append a lifecycle operation's event to $lifecycle (lifecycle.c).  That
+ * stream is the operations' own log, ordered by its lock: under REPEATABLE
+ * READ its head moving since the snapshot says nothing about the operation's
+ * stream, so it is not a serialization failure here.
+ */
+void
+es_append_lifecycle_event(const char *funcname, EsEventInput *ev)
+{
+	(void) AppendUnderLock(funcname, cstring_to_text(ES_LIFECYCLE_STREAM),
+						   ES_EXPECT_ANY, ev, 1, NULL, false, true);
+}
+
+static int64
+AppendUnderLock(const char *funcname, text *stream_id, int64 expected,
+				EsEventInput *events, int nevents, Jsonb *batch, bool legacy,
+				bool lifecycle_log)
+{
 	EsStorage	st;
 	int64		current;
 	int64		result;
@@ -404,6 +429,8 @@ es_append(const char *funcname, text *stream_id, int64 expected,
 	current = st.head_version;
 	if (EsHeadTombstoned(&st))
 		es_report_tombstoned(stream_id);
+	if (lifecycle_log)
+		st.head_moved_after_snapshot = false;
 
 	result = CheckRepeat(&st, stream_id, expected, events, nevents, legacy);
 	if (result >= 0)

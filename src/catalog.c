@@ -437,8 +437,11 @@ es_check_lifecycle_right(Relation events)
 
 /*
  * The partial index of event_store.streams on the streams that hide
- * anything, when it is there and usable; InvalidOid otherwise (the caller
- * then scans the table).
+ * anything, when it is there and usable: a btree on stream_id; InvalidOid
+ * otherwise (the caller then scans the table).  Its predicate is the
+ * extension's own; an index re-created under its name with a narrower one
+ * would hide rows from the scan, like any other change to the extension's
+ * objects.
  */
 Oid
 es_lifecycle_index(Relation streams)
@@ -447,8 +450,17 @@ es_lifecycle_index(Relation streams)
 											RelationGetNamespace(streams));
 	HeapTuple	tuple;
 	bool		ok = false;
+	Oid			relam = InvalidOid;
 
 	if (!OidIsValid(indexid))
+		return InvalidOid;
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(indexid));
+	if (HeapTupleIsValid(tuple))
+	{
+		relam = ((Form_pg_class) GETSTRUCT(tuple))->relam;
+		ReleaseSysCache(tuple);
+	}
+	if (relam != BTREE_AM_OID)
 		return InvalidOid;
 	tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexid));
 	if (HeapTupleIsValid(tuple))
@@ -456,7 +468,9 @@ es_lifecycle_index(Relation streams)
 		Form_pg_index form = (Form_pg_index) GETSTRUCT(tuple);
 
 		ok = form->indrelid == RelationGetRelid(streams) &&
-			form->indisvalid && form->indisready && form->indislive;
+			form->indisvalid && form->indisready && form->indislive &&
+			form->indnkeyatts >= 1 &&
+			form->indkey.values[0] == Anum_es_streams_stream_id;
 		ReleaseSysCache(tuple);
 	}
 	return ok ? indexid : InvalidOid;

@@ -84,4 +84,5 @@ _PG_init(void)
 	previous_emit_log_hook = emit_log_hook;
 	emit_log_hook = QuietConflicts;
 	es_catalog_init();
+	es_visibility_init();
 }

@@ -236,6 +236,7 @@ extern TimestampTz es_retention_now(void);
 extern int64 es_first_visible(const EsStreamLimits *limits, Relation events,
 							  Relation stream_idx, Snapshot snapshot,
 							  text *stream_id, TimestampTz now);
+extern void es_visibility_init(void);
 extern void es_hiding_begin(EsHiding *h, Relation events, Snapshot snapshot);
 extern void es_hiding_end(EsHiding *h);
 extern bool es_hidden(EsHiding *h, TupleTableSlot *slot);
@@ -258,5 +259,6 @@ extern bool es_version_matches(const EsStorage *st, int64 expected);
 extern int64 es_append(const char *funcname, text *stream_id, int64 expected,
 					   EsEventInput *events, int nevents, Jsonb *batch,
 					   bool legacy);
+extern void es_append_lifecycle_event(const char *funcname, EsEventInput *ev);
 
 #endif							/* EVENT_STORE_H */

@@ -173,9 +173,12 @@ static void InitResult(FunctionCallInfo fcinfo);
 static int64 SlotPosition(TupleTableSlot *slot);
 static void Accept(LogSink *sink, TupleTableSlot *slot, ScanResult *result);
 static ScanResult ScanLog(LogSink *sink, Relation events, Relation index,
-						  Snapshot snapshot, ScanKey keys, int nkeys,
-						  int64 high, int64 max_count,
+						  Relation pkey, Snapshot snapshot, ScanKey keys,
+						  int nkeys, int64 high, int64 max_count,
 						  const LogFilter *filter, EsHiding *hiding);
+static bool IsRedactedVersion(TupleTableSlot *slot);
+static bool FetchByPosition(Relation events, Relation pkey, Snapshot snapshot,
+							int64 position, TupleTableSlot *slot);
 static bool GapHasTuple(Relation events, Relation pkey, TupleTableSlot *slot,
 						int64 low, int64 high);
 static ScanResult ScanAll(LogSink *sink, Relation events, Relation pkey,
@@ -319,14 +322,15 @@ Accept(LogSink *sink, TupleTableSlot *slot, ScanResult *result)
  * top of this file, and accept the reader's events, at most max_count.
  */
 static ScanResult
-ScanLog(LogSink *sink, Relation events, Relation index, Snapshot snapshot,
-		ScanKey keys, int nkeys, int64 high, int64 max_count,
-		const LogFilter *filter, EsHiding *hiding)
+ScanLog(LogSink *sink, Relation events, Relation index, Relation pkey,
+		Snapshot snapshot, ScanKey keys, int nkeys, int64 high,
+		int64 max_count, const LogFilter *filter, EsHiding *hiding)
 {
 	SnapshotData dirty;
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 	ScanResult	result = {0, 0};
+	int64		done = 0;		/* the last position settled */
 
 	InitDirtySnapshot(dirty);
 	slot = table_slot_create(events, NULL);
@@ -336,9 +340,18 @@ ScanLog(LogSink *sink, Relation events, Relation index, Snapshot snapshot,
 	while (result.accepted < max_count &&
 		   index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
+		int64		position = SlotPosition(slot);
+
 		CHECK_FOR_INTERRUPTS();
-		if (SlotPosition(slot) > high)
+		if (position > high)
 			break;
+
+		/*
+		 * A second version of an event already settled (a redaction not
+		 * updated in place leaves two index entries for one position).
+		 */
+		if (position == done)
+			continue;
 
 		if (filter->by_member)
 		{
@@ -350,9 +363,16 @@ ScanLog(LogSink *sink, Relation events, Relation index, Snapshot snapshot,
 				continue;
 		}
 
-		/* Not settled as S sees it: open, or committed after S.  Stop. */
-		if (!table_tuple_satisfies_snapshot(events, slot, snapshot))
+		/*
+		 * Not settled as S sees it: open, or committed after S.  Stop.  But
+		 * a redaction's new version is no new event: the version of the
+		 * event that S sees, if any, is the one to return.
+		 */
+		if (!table_tuple_satisfies_snapshot(events, slot, snapshot) &&
+			(!IsRedactedVersion(slot) ||
+			 !FetchByPosition(events, pkey, snapshot, position, slot)))
 			break;
+		done = position;
 
 		/* Settled, but hidden by its stream's bound as S sees it. */
 		if (hiding->active && es_hidden(hiding, slot))
@@ -364,6 +384,37 @@ ScanLog(LogSink *sink, Relation events, Relation index, Snapshot snapshot,
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	return result;
+}
+
+/*
+ * Is the slot's tuple the new version an UPDATE made?  Appends only insert,
+ * so such a version is a redaction's (lifecycle.c) of an event stored
+ * before.
+ */
+static bool
+IsRedactedVersion(TupleTableSlot *slot)
+{
+	HeapTuple	tuple = ExecFetchSlotHeapTuple(slot, false, NULL);
+
+	return (tuple->t_data->t_infomask & HEAP_UPDATED) != 0;
+}
+
+/* Fetch the event at a position as a snapshot sees it; false if none. */
+static bool
+FetchByPosition(Relation events, Relation pkey, Snapshot snapshot,
+				int64 position, TupleTableSlot *slot)
+{
+	IndexScanDesc scan;
+	ScanKeyData key;
+	bool		found;
+
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(position));
+	scan = es_index_beginscan(events, pkey, snapshot, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	return found;
 }
 
 /*
@@ -557,8 +608,8 @@ CategoryScan(LogSink *sink, int64 after, int64 max_count, ScanArgs *args)
 	ScanKeyInit(&keys[1], 2, BTGreaterStrategyNumber, F_INT8GT,
 				Int64GetDatum(after));
 	return ScanLog(sink, args->rels.events, args->rels.category,
-				   args->snapshot, keys, 2, args->high, max_count,
-				   &args->filter, &args->hiding);
+				   args->rels.pkey, args->snapshot, keys, 2, args->high,
+				   max_count, &args->filter, &args->hiding);
 }
 
 /*
@@ -732,6 +783,9 @@ safe_position(PG_FUNCTION_ARGS)
 
 			if (HeapTupleHeaderXminCommitted(tuple.t_data) ||
 				HeapTupleHeaderXminInvalid(tuple.t_data))
+				continue;
+			/* A redaction's new version: its event was settled before. */
+			if (tuple.t_data->t_infomask & HEAP_UPDATED)
 				continue;
 			xmin = HeapTupleHeaderGetXmin(tuple.t_data);
 			if (!TransactionIdIsCurrentTransactionId(xmin) &&

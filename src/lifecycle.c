@@ -23,15 +23,12 @@
  *
  * An operation on a stream (all but purge):
  *
- *	1. Takes the stream lock of the reserved stream $lifecycle, then the
- *	   stream lock of the stream (append.c's locks, held to the end of the
- *	   transaction).  So every lifecycle operation is ordered against every
- *	   append of its stream, and lifecycle operations are ordered among
- *	   themselves: an append expecting the version before a delete either
- *	   commits first (and the delete's check sees it) or runs after the
- *	   delete commits (and sees the deleted stream); it never slips between.
- *	   Taking $lifecycle first keeps two operations from deadlocking on each
- *	   other's streams.
+ *	1. Takes the stream lock of the stream (append.c's lock, held to the
+ *	   end of the transaction).  So every lifecycle operation is ordered
+ *	   against every append of its stream: an append expecting the version
+ *	   before a delete either commits first (and the delete's check sees it)
+ *	   or runs after the delete commits (and sees the deleted stream); it
+ *	   never slips between.
  *	2. Reads the head with a fresh snapshot (GetLatestSnapshot), as an
  *	   append does, and checks: a tombstoned stream takes no operation but
  *	   a repeated tombstone or an erasure (VE003); the expected version as
@@ -39,9 +36,15 @@
  *	3. Changes the stream: its head row (the lifecycle columns; the version
  *	   never changes), its events, its snapshots.
  *	4. Appends one event describing the change to $lifecycle, in the same
- *	   transaction.  The global log's readers learn of the change from it,
- *	   in commit order, exactly once; and its head is the generation that
- *	   tells their cache to rebuild (visibility.c).
+ *	   transaction, which takes $lifecycle's lock last, after the work: so
+ *	   lifecycle operations are ordered among themselves by their commits,
+ *	   and an operation that waits for its stream's lock (behind an open
+ *	   append) holds up no operation on another stream.  The global log's
+ *	   readers learn of the change from that event, in commit order,
+ *	   exactly once; and $lifecycle's head is the generation that tells
+ *	   their cache to rebuild (visibility.c).  Two transactions that each
+ *	   run operations on two streams in opposite orders can still deadlock,
+ *	   as two such appends can; the deadlock detector ends one (40P01).
  *
  * purge takes no stream lock.  Bounds only rise: visible_from and tombstoned
  * never go back, a stream's head only grows and time only passes, so an
@@ -173,8 +176,6 @@ ReasonArg(FunctionCallInfo fcinfo, int argno)
 static void
 OpenStream(EsStorage *st, const char *funcname, text *stream_id)
 {
-	text	   *lifecycle = cstring_to_text(ES_LIFECYCLE_STREAM);
-
 	PreventCommandIfReadOnly(funcname);
 	PreventCommandIfParallelMode(funcname);
 	es_storage_open(st);
@@ -184,10 +185,8 @@ OpenStream(EsStorage *st, const char *funcname, text *stream_id)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"event_store.streams\" has no lifecycle columns"),
 				 errhint("Run ALTER EXTENSION event_store UPDATE.")));
-	es_lock_stream(st, lifecycle);
 	es_lock_stream(st, stream_id);
 	es_storage_read_head(st, stream_id);
-	pfree(lifecycle);
 }
 
 static void
@@ -283,10 +282,10 @@ RecordErasure(Relation events, const char *operation, text *stream_id,
 			  pg_uuid_t *event_id, int64 count, int64 first, int64 last,
 			  text *reason)
 {
-	Oid			argtypes[8] = {TEXTOID, TEXTOID, TEXTOID, UUIDOID, INT8OID,
-	INT8OID, INT8OID, TEXTOID};
-	Datum		args[8];
-	char		nulls[9] = "        ";
+	Oid			argtypes[9] = {TEXTOID, TEXTOID, TEXTOID, UUIDOID, INT8OID,
+	INT8OID, INT8OID, TEXTOID, TEXTOID};
+	Datum		args[9];
+	char		nulls[10] = "         ";
 
 	args[0] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
 	args[1] = CStringGetTextDatum(operation);
@@ -301,13 +300,15 @@ RecordErasure(Relation events, const char *operation, text *stream_id,
 	if (count == 0)
 		nulls[5] = nulls[6] = 'n';
 	args[7] = PointerGetDatum(reason);
+	args[8] = CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false));
 	return RunAsOwner(events,
 					  "INSERT INTO event_store.erasures"
 					  " (erased_by, operation, stream_id, event_id,"
-					  " event_count, first_position, last_position, reason)"
-					  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+					  " event_count, first_position, last_position, reason,"
+					  " session_user_name)"
+					  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 					  " RETURNING erasure_id",
-					  8, argtypes, args, nulls, true);
+					  9, argtypes, args, nulls, true);
 }
 
 static void
@@ -326,8 +327,8 @@ JsonKeyInt(StringInfo buf, const char *key, int64 value)
 
 /*
  * Step 4: append the lifecycle event to $lifecycle (the data is a JSON
- * object under construction, opened with '{' and closed here).  The call
- * holds $lifecycle's lock already.
+ * object under construction, opened with '{' and closed here), which takes
+ * $lifecycle's lock.
  */
 static void
 AppendLifecycleEvent(const char *funcname, const char *type, StringInfo data)
@@ -338,8 +339,7 @@ AppendLifecycleEvent(const char *funcname, const char *type, StringInfo data)
 	memset(&ev, 0, sizeof(ev));
 	ev.event_type = cstring_to_text(type);
 	ev.data = DirectFunctionCall1(jsonb_in, CStringGetDatum(data->data));
-	(void) es_append(funcname, cstring_to_text(ES_LIFECYCLE_STREAM),
-					 ES_EXPECT_ANY, &ev, 1, NULL, false);
+	es_append_lifecycle_event(funcname, &ev);
 }
 
 /*
@@ -580,19 +580,28 @@ set_stream_retention(PG_FUNCTION_ARGS)
 				 errmsg("max_count must be at least 1")));
 	if (has_age)
 	{
-		Interval	zero;
+		Interval	limit;
 
-		memset(&zero, 0, sizeof(zero));
+		/*
+		 * Each field non-negative and one positive: an interval such as
+		 * '-2 mons +60 days' is positive to interval_cmp, which counts a
+		 * month as 30 days, but moves a cutoff into the future.
+		 */
+		if (es_interval_is_infinite(max_age) ||
+			max_age->month < 0 || max_age->day < 0 || max_age->time < 0 ||
+			(max_age->month == 0 && max_age->day == 0 && max_age->time == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("max_age must be positive and finite"),
+					 errdetail("Its months, days and time must each be zero or more, and one of them more than zero.")));
+		memset(&limit, 0, sizeof(limit));
+		limit.month = 1000 * MONTHS_PER_YEAR;
 		if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
 											  IntervalPGetDatum(max_age),
-											  IntervalPGetDatum(&zero))) <= 0)
+											  IntervalPGetDatum(&limit))) > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("max_age must be positive")));
-		if (es_interval_is_infinite(max_age))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("max_age must be finite")));
+					 errmsg("max_age must be at most 1000 years")));
 	}
 
 	OpenStream(&st, "set_stream_retention", stream_id);
@@ -601,9 +610,9 @@ set_stream_retention(PG_FUNCTION_ARGS)
 	if (old.has_max_count == has_count &&
 		(!has_count || old.max_count == max_count) &&
 		old.has_max_age == has_age &&
-		(!has_age || DatumGetInt32(DirectFunctionCall2(interval_cmp,
-													   IntervalPGetDatum(&old.max_age),
-													   IntervalPGetDatum(max_age))) == 0))
+		(!has_age || (old.max_age.month == max_age->month &&
+					  old.max_age.day == max_age->day &&
+					  old.max_age.time == max_age->time)))
 	{
 		es_storage_close(&st);
 		PG_RETURN_VOID();

@@ -502,6 +502,9 @@ es_storage_delete_events(EsStorage *st, Relation stream_idx, text *stream_id,
 	int64		deleted = 0;
 	CommandId	cid = GetCurrentCommandId(true);
 
+	/* As a DELETE would: a publication must be able to replicate it. */
+	CheckCmdReplicaIdentity(st->events, CMD_DELETE);
+
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));
 	ScanKeyInit(&keys[1], 2, BTLessStrategyNumber, F_INT8LT,
@@ -560,6 +563,8 @@ es_storage_update_event(EsStorage *st, Relation stream_idx, text *stream_id,
 	bool		nulls[Natts_es_events];
 	ItemPointerData tid;
 	bool		found;
+
+	CheckCmdReplicaIdentity(st->events, CMD_UPDATE);
 
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));

@@ -10,14 +10,15 @@
  *	- visible_from, which delete_stream and truncate_stream only ever raise
  *	  (a soft delete sets it to head + 1);
  *	- head - max_count + 1, with a max_count;
- *	- with a max_age, the first version whose created_at is not older than
- *	  the reading statement's start (the transaction's, under REPEATABLE
- *	  READ and SERIALIZABLE) minus max_age.  It is found by binary search
- *	  over versions, which treats created_at as rising with the version: it
- *	  does up to the reordering of transactions that started close together
- *	  (created_at is the start of the appending transaction).  A version
- *	  that is no longer stored counts as old: only purge removes events of a
- *	  stream that can still be read, and only below its bound.
+ *	- with a max_age, the first stored version whose created_at is not
+ *	  older than the reading statement's start (the transaction's, under
+ *	  REPEATABLE READ and SERIALIZABLE) minus max_age.  created_at is the
+ *	  start of the appending transaction, so it need not rise with the
+ *	  version (a transaction open for long appends an old time after young
+ *	  ones): the bound hides only the run of old events at the start of the
+ *	  stream and stops at the first young one, so no young event is ever
+ *	  hidden or purged.  It is found by reading the stream's old events in
+ *	  order from the other bounds on, which purge keeps few.
  *
  * Every bound is a version, so read_stream applies it as one more bound of
  * its index range (first_visible_version), and the global log applies it
@@ -52,10 +53,15 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rls.h"
+#include "utils/ruleutils.h"
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -93,16 +99,50 @@ static int64 hiding_generation = -1;
 static bool hiding_dynamic = false; /* some entry has a moving bound */
 static uint64 read_counter = 0;
 
+static void ForgetOnAbort(XactEvent event, void *arg);
+static void ForgetOnSubAbort(SubXactEvent event, SubTransactionId mySubid,
+							 SubTransactionId parentSubid, void *arg);
 static uint32 HashStreamKey(const void *key, Size keysize);
 static int	CompareStreamKey(const void *a, const void *b, Size keysize);
 static void LimitsFromValues(EsStreamLimits *limits, const Datum *values,
 							 const bool *nulls, int natts);
+static void LimitsByQuery(Relation streams, text *stream_id,
+						  EsStreamLimits *limits);
 static int64 HeadGeneration(Relation streams, Relation pkey, Snapshot snapshot);
 static void BuildHiding(Relation streams, Relation pkey, Snapshot snapshot,
 						int64 generation);
-static bool CreatedAt(Relation events, Relation index, TupleTableSlot *slot,
-					  Snapshot snapshot, text *stream_id, int64 version,
-					  TimestampTz *created_at);
+static int64 FirstYoung(Relation events, Relation index, Snapshot snapshot,
+						text *stream_id, int64 from, int64 head,
+						TimestampTz cutoff);
+
+/*
+ * A hash built while the backend saw its own uncommitted lifecycle
+ * operations holds bounds that a rollback takes back, and $lifecycle's head
+ * version is then used again by the next operation: forget the hash on every
+ * abort, of a transaction or a subtransaction.
+ */
+static void
+ForgetOnAbort(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		hiding_streams = InvalidOid;
+}
+
+static void
+ForgetOnSubAbort(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		hiding_streams = InvalidOid;
+}
+
+/* Register the callbacks above (from _PG_init). */
+void
+es_visibility_init(void)
+{
+	RegisterXactCallback(ForgetOnAbort, NULL);
+	RegisterSubXactCallback(ForgetOnSubAbort, NULL);
+}
 
 static uint32
 HashStreamKey(const void *key, Size keysize)
@@ -209,34 +249,45 @@ es_retention_now(void)
 	return GetCurrentStatementStartTimestamp();
 }
 
-/* The created_at of a stored version; false when it is not stored. */
-static bool
-CreatedAt(Relation events, Relation index, TupleTableSlot *slot,
-		  Snapshot snapshot, text *stream_id, int64 version,
-		  TimestampTz *created_at)
+/*
+ * The first stored version from "from" on whose created_at is not older
+ * than the cutoff; head + 1 when there is none.  The scan reads the old
+ * events in order until the first young one, so it costs as many index
+ * entries as there are old events that purge has not removed yet.
+ */
+static int64
+FirstYoung(Relation events, Relation index, Snapshot snapshot,
+		   text *stream_id, int64 from, int64 head, TimestampTz cutoff)
 {
 	IndexScanDesc scan;
 	ScanKeyData keys[2];
-	bool		found;
+	TupleTableSlot *slot = table_slot_create(events, NULL);
+	int64		first = head + 1;
 
 	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
 				PointerGetDatum(stream_id));
-	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ,
-				Int64GetDatum(version));
+	ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE,
+				Int64GetDatum(from));
 	scan = es_index_beginscan(events, index, snapshot, 2, 0);
 	index_rescan(scan, keys, 2, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
-	if (found)
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
+		TimestampTz at;
 
-		*created_at = DatumGetTimestampTz(slot_getattr(slot,
-													   Anum_es_events_created_at,
-													   &isnull));
+		CHECK_FOR_INTERRUPTS();
+		at = DatumGetTimestampTz(slot_getattr(slot, Anum_es_events_created_at,
+											  &isnull));
+		if (at >= cutoff)
+		{
+			first = DatumGetInt64(slot_getattr(slot, Anum_es_events_version,
+											   &isnull));
+			break;
+		}
 	}
 	index_endscan(scan);
-	ExecClearTuple(slot);
-	return found;
+	ExecDropSingleTupleTableSlot(slot);
+	return first;
 }
 
 /*
@@ -257,29 +308,12 @@ es_first_visible(const EsStreamLimits *limits, Relation events,
 	if (limits->has_max_age && bound <= limits->head)
 	{
 		TimestampTz cutoff;
-		TupleTableSlot *slot = table_slot_create(events, NULL);
-		int64		lo = bound;
-		int64		hi = limits->head + 1;
 
 		cutoff = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
 														 TimestampTzGetDatum(now),
 														 IntervalPGetDatum(&limits->max_age)));
-
-		/* Versions below lo are old; versions from hi on are young. */
-		while (lo < hi)
-		{
-			int64		mid = lo + (hi - lo) / 2;
-			TimestampTz at;
-
-			CHECK_FOR_INTERRUPTS();
-			if (!CreatedAt(events, stream_idx, slot, snapshot, stream_id, mid,
-						   &at) || at < cutoff)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		ExecDropSingleTupleTableSlot(slot);
-		bound = lo;
+		bound = FirstYoung(events, stream_idx, snapshot, stream_id, bound,
+						   limits->head, cutoff);
 	}
 	return bound;
 }
@@ -290,7 +324,10 @@ es_first_visible(const EsStreamLimits *limits, Relation events,
  * The first version read_stream shows, under the query's snapshot: 1 for a
  * stream that hides nothing, head + 1 when it hides everything.  Used by
  * read_stream as a bound of its index range; the caller's right to read
- * event_store.events is checked, as read_stream's own scan would.
+ * event_store.events is checked, as read_stream's own scan would.  For a
+ * caller subject to row-level security on event_store.streams, the head is
+ * read through the policies (a head the caller may not see hides nothing),
+ * so that the bound tells nothing of another tenant's stream.
  */
 Datum
 first_visible_version(PG_FUNCTION_ARGS)
@@ -308,7 +345,11 @@ first_visible_version(PG_FUNCTION_ARGS)
 	cat = es_catalog_open(AccessShareLock, &events, &streams);
 	es_check_select(events);
 	pkey = es_open_index(cat, streams, ES_INDEX_STREAM_ID, AccessShareLock);
-	(void) es_read_limits(streams, pkey, snapshot, stream_id, &limits);
+	if (check_enable_rls(RelationGetRelid(streams), InvalidOid,
+						 false) == RLS_ENABLED)
+		LimitsByQuery(streams, stream_id, &limits);
+	else
+		(void) es_read_limits(streams, pkey, snapshot, stream_id, &limits);
 	if (limits.has_max_age)
 		stream_idx = es_open_index(cat, events, ES_INDEX_STREAM_VERSION,
 								   AccessShareLock);
@@ -320,6 +361,46 @@ first_visible_version(PG_FUNCTION_ARGS)
 	table_close(streams, NoLock);
 	table_close(events, NoLock);
 	PG_RETURN_INT64(bound);
+}
+
+/*
+ * Read a stream's head row with a SELECT run with the caller's rights, so
+ * that row-level security policies apply; no row visible: no bound.
+ */
+static void
+LimitsByQuery(Relation streams, text *stream_id, EsStreamLimits *limits)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	char	   *query;
+	int			ret;
+
+	memset(limits, 0, sizeof(EsStreamLimits));
+	limits->visible_from = 1;
+	query = psprintf("SELECT s.* FROM %s s WHERE s.stream_id OPERATOR(pg_catalog.=) $1",
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(streams)),
+												RelationGetRelationName(streams)));
+	args[0] = PointerGetDatum(stream_id);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s",
+			 SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+	{
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Datum		values[Natts_es_streams];
+		bool		nulls[Natts_es_streams];
+
+		if (desc->natts <= Natts_es_streams)
+		{
+			heap_deform_tuple(SPI_tuptable->vals[0], desc, values, nulls);
+			LimitsFromValues(limits, values, nulls, desc->natts);
+		}
+	}
+	SPI_finish();
+	pfree(query);
 }
 
 /* The head of $lifecycle under a snapshot: the generation of the bounds. */
@@ -398,8 +479,9 @@ BuildHiding(Relation streams, Relation pkey, Snapshot snapshot,
 		slot_getallattrs(slot);
 		LimitsFromValues(&limits, slot->tts_values, slot->tts_isnull,
 						 slot->tts_tupleDescriptor->natts);
-		if (limits.visible_from <= 1 && !limits.has_max_count &&
-			!limits.has_max_age)
+		if (limits.tombstoned ||
+			(limits.visible_from <= 1 && !limits.has_max_count &&
+			 !limits.has_max_age))
 			continue;
 
 		sid = DatumGetTextPP(slot_getattr(slot, Anum_es_streams_stream_id,
@@ -501,12 +583,21 @@ es_hidden(EsHiding *h, TupleTableSlot *slot)
 	HidingEntry *entry;
 	int64		version;
 
-	sid = DatumGetTextPP(slot_getattr(slot, Anum_es_events_stream_id, &isnull));
+	Datum		raw;
+	bool		hidden;
+
+	raw = slot_getattr(slot, Anum_es_events_stream_id, &isnull);
+	sid = DatumGetTextPP(raw);
 	key.id = VARDATA_ANY(sid);
 	key.len = VARSIZE_ANY_EXHDR(sid);
 	entry = hash_search(hiding, &key, HASH_FIND, NULL);
 	if (entry == NULL)
+	{
+		/* A compressed id was decompressed for this row: free it. */
+		if ((Pointer) sid != DatumGetPointer(raw))
+			pfree(sid);
 		return false;
+	}
 
 	if ((entry->limits.has_max_count || entry->limits.has_max_age) &&
 		entry->read_id != h->read_id)
@@ -521,5 +612,8 @@ es_hidden(EsHiding *h, TupleTableSlot *slot)
 	}
 
 	version = DatumGetInt64(slot_getattr(slot, Anum_es_events_version, &isnull));
-	return version < entry->bound;
+	hidden = version < entry->bound;
+	if ((Pointer) sid != DatumGetPointer(raw))
+		pfree(sid);
+	return hidden;
 }

@@ -17,8 +17,10 @@
 # written before reads exactly as before through read_stream, read_all and
 # read_category (nothing hidden, visible_from 1 everywhere; an event whose
 # type begins with '$', allowed before 0.4.0, is an ordinary event), and
-# every lifecycle function works on those streams.  A store with a stream id
-# beginning with '$' is refused (55000) and left at its version, unchanged.
+# every lifecycle function works on those streams.  A stream whose id
+# begins with '$' is kept and read as before, and takes no more appends
+# (22023); a store with a stream named '$lifecycle', the lifecycle events'
+# own, is refused (55000) and left at its version, unchanged.
 # A session open across the update sees the lifecycle without reconnecting.
 #
 # Needs a running server (PGHOST, PGPORT, PGUSER) with the extension
@@ -261,16 +263,32 @@ erase_stream up-batch 40 test erasure
 0"
 	dropdb "$old"
 
-	# A store with a stream id beginning with '$' is refused and left as it is.
+	# A stream whose id begins with '$' is kept: read as before, closed to
+	# appends.
+	res=es_upgrade_dollar_${from//./_}
+	dropdb --if-exists "$res" 2>/dev/null
+	createdb "$res"
+	qd "$res" -c "CREATE EXTENSION event_store VERSION '$from'"
+	qd "$res" -c "SELECT event_store.append_event('\$legacy', $any, 'E', '2')" >/dev/null
+	qd "$res" -c "ALTER EXTENSION event_store UPDATE"
+	t_eq "upgrade from $from: a store with a '\$' stream updates" \
+		"$(qd "$res" -c "SELECT extversion FROM pg_extension WHERE extname = 'event_store'")" "$current"
+	t_eq "upgrade from $from: the '\$' stream reads as before" \
+		"$(qd "$res" -c "SELECT string_agg(version || ':' || event_type || ':' || data, ',') FROM event_store.read_stream('\$legacy')")" "1:E:2"
+	t_sqlstate "upgrade from $from: the '\$' stream takes no more appends (22023)" "$res" \
+		"SELECT event_store.append_event('\$legacy', -2, 'E', '3')" 22023
+	dropdb "$res"
+
+	# A store with a stream named '$lifecycle' is refused and left as it is.
 	res=es_upgrade_reserved_${from//./_}
 	dropdb --if-exists "$res" 2>/dev/null
 	createdb "$res"
 	qd "$res" -c "CREATE EXTENSION event_store VERSION '$from'"
 	qd "$res" -c "SELECT event_store.append_event('res-1', $any, 'E', '1'),
-	              event_store.append_event('\$legacy', $any, 'E', '2')" >/dev/null
+	              event_store.append_event('\$lifecycle', $any, 'E', '2')" >/dev/null
 	res_before=$(es_data_checksums "$res")
 	res_objects=$(describe "$res")
-	t_sqlstate "upgrade from $from: a store with a stream id beginning with '\$' is refused (55000)" "$res" \
+	t_sqlstate "upgrade from $from: a store with a stream named '\$lifecycle' is refused (55000)" "$res" \
 		"ALTER EXTENSION event_store UPDATE" 55000
 	t_eq "upgrade from $from: the refused store stays at $from" \
 		"$(qd "$res" -c "SELECT extversion FROM pg_extension WHERE extname = 'event_store'")" "$from"

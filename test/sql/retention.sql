@@ -90,3 +90,26 @@ SELECT pg_temp.try($$SELECT event_store.purge(NULL)$$);
 
 SELECT event_type, data FROM event_store.read_stream('$lifecycle')
  WHERE data->>'stream_id' LIKE 'ret-%' ORDER BY version;
+
+-- A snapshot below the first visible version - 1 is not returned: loading
+-- from it would skip the hidden events between.  One at that version is.
+SELECT event_store.append_events('ret-snap', 0,
+	(SELECT jsonb_agg(jsonb_build_object('type', 'Tick', 'data', i)) FROM generate_series(1, 8) i));
+SELECT event_store.save_snapshot('ret-snap', 3, '{"at": 3}');
+SELECT event_store.save_snapshot('ret-snap', 5, '{"at": 5}');
+SELECT event_store.truncate_stream('ret-snap', 6);
+SELECT version, state FROM event_store.read_snapshot('ret-snap');
+SELECT version, state FROM event_store.read_snapshot('ret-snap', 4);
+SELECT event_store.set_stream_retention('ret-snap', max_count => 2);
+SELECT count(*) AS snapshot_rows FROM event_store.read_snapshot('ret-snap');
+
+-- max_age: each field must be non-negative (a month is not 30 days), and
+-- at most 1000 years.
+SELECT pg_temp.try($$SELECT event_store.set_stream_retention('ret-1', max_age => '-2 mons +60 days')$$);
+SELECT pg_temp.try($$SELECT event_store.set_stream_retention('ret-1', max_age => '300000 years')$$);
+-- '1 mon' and '30 days' are different settings.
+SELECT event_store.set_stream_retention('ret-x', max_age => '1 mon');
+SELECT event_store.set_stream_retention('ret-x', max_age => '30 days');
+SELECT max_age FROM event_store.stream_info('ret-x');
+SELECT count(*) AS retention_events FROM event_store.read_stream('$lifecycle')
+ WHERE data->>'stream_id' = 'ret-x';

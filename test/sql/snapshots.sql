@@ -70,7 +70,7 @@ CREATE ROLE es_snap_writer;
 GRANT USAGE ON SCHEMA event_store TO es_snap_writer;
 GRANT EXECUTE ON FUNCTION event_store.save_snapshot(text, bigint, jsonb),
 	event_store.read_snapshot(text, bigint) TO es_snap_writer;
-GRANT SELECT ON event_store.snapshots TO es_snap_writer;
+GRANT SELECT ON event_store.snapshots, event_store.events TO es_snap_writer;
 SET ROLE es_snap_writer;
 -- Saving needs EXECUTE on save_snapshot only: it writes with the
 -- extension's rights, as appends do ...
@@ -92,7 +92,7 @@ SELECT max(version) AS highest_snapshot, event_store.stream_version('acct-1') AS
 DELETE FROM event_store.snapshots WHERE stream_id = 'acct-1' AND version = 2;
 SELECT array_agg(version ORDER BY version) AS versions_left
   FROM event_store.snapshots WHERE stream_id = 'acct-1';
-REVOKE ALL ON event_store.snapshots FROM es_snap_writer;
+REVOKE ALL ON event_store.snapshots, event_store.events FROM es_snap_writer;
 REVOKE ALL ON FUNCTION event_store.save_snapshot(text, bigint, jsonb),
 	event_store.read_snapshot(text, bigint) FROM es_snap_writer;
 REVOKE ALL ON SCHEMA event_store FROM es_snap_writer;
