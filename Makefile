@@ -42,7 +42,8 @@ ISOLATION = alice_and_bob same_field wait_behind_open_transaction \
 	consumer_group notify read_all_row_security no_stall_unique_index \
 	no_stall_event_id import_holds_store ddl_on_row_type lock_before_window \
 	snapshot_waits_for_append delete_against_append tombstone_against_retry \
-	purge_against_readers retention_against_consumer_group redaction_against_readers
+	purge_against_readers retention_against_consumer_group redaction_against_readers \
+	lifecycle_cache
 ISOLATION_OPTS = --inputdir=test --outputdir=test/results_isolation
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers

@@ -408,6 +408,7 @@ es_append_lifecycle_event(const char *funcname, EsEventInput *ev)
 {
 	(void) AppendUnderLock(funcname, cstring_to_text(ES_LIFECYCLE_STREAM),
 						   ES_EXPECT_ANY, ev, 1, NULL, false, true);
+	es_visibility_wrote_lifecycle();
 }
 
 static int64

@@ -42,9 +42,15 @@
  *	   append) holds up no operation on another stream.  The global log's
  *	   readers learn of the change from that event, in commit order,
  *	   exactly once; and $lifecycle's head is the generation that tells
- *	   their cache to rebuild (visibility.c).  Two transactions that each
- *	   run operations on two streams in opposite orders can still deadlock,
- *	   as two such appends can; the deadlock detector ends one (40P01).
+ *	   their cache to rebuild (visibility.c).
+ *
+ * The price of taking $lifecycle last: a transaction that holds it (it ran
+ * a lifecycle operation) and then takes another stream's lock (an append,
+ * or another operation) can deadlock with an operation on that stream that
+ * holds its lock and waits for $lifecycle; the deadlock detector ends one
+ * of them (40P01).  Taking $lifecycle first instead made every operation
+ * wait behind one that waited for its stream's lock, behind any open
+ * append: a stall of all lifecycle operations, which no detector ends.
  *
  * purge takes no stream lock.  Bounds only rise: visible_from and tombstoned
  * never go back, a stream's head only grows and time only passes, so an
@@ -103,6 +109,7 @@ PG_FUNCTION_INFO_V1(erase_stream);
 PG_FUNCTION_INFO_V1(redact_event);
 
 static text *StreamArg(FunctionCallInfo fcinfo, int argno);
+static bool IsLifecycleStream(text *stream_id);
 static int64 ExpectedVersionArg(FunctionCallInfo fcinfo, int argno);
 static text *ReasonArg(FunctionCallInfo fcinfo, int argno);
 static void OpenStream(EsStorage *st, const char *funcname, text *stream_id);
@@ -123,15 +130,29 @@ static void AppendLifecycleEvent(const char *funcname, const char *type,
 static void JsonKeyText(StringInfo buf, const char *key, text *value);
 static void JsonKeyInt(StringInfo buf, const char *key, int64 value);
 
-/* A stream id argument: not null, valid, and not a reserved one. */
+/*
+ * A stream id argument: not null, valid, and not $lifecycle.  Other ids
+ * beginning with '$' are streams a store had before 0.4.0 reserved the
+ * prefix: closed to appends, but they can still be deleted and erased.
+ */
 static text *
 StreamArg(FunctionCallInfo fcinfo, int argno)
 {
 	text	   *stream_id = es_check_stream_id(PG_GETARG_DATUM(argno),
 											   PG_ARGISNULL(argno));
 
-	es_refuse_reserved_stream(stream_id);
+	if (IsLifecycleStream(stream_id))
+		es_refuse_reserved_stream(stream_id);
 	return stream_id;
+}
+
+/* Is this the stream of lifecycle events? */
+static bool
+IsLifecycleStream(text *stream_id)
+{
+	return VARSIZE_ANY_EXHDR(stream_id) == strlen(ES_LIFECYCLE_STREAM) &&
+		memcmp(VARDATA_ANY(stream_id), ES_LIFECYCLE_STREAM,
+			   strlen(ES_LIFECYCLE_STREAM)) == 0;
 }
 
 /* An expected version argument, as the 0.3.0 appends take it. */
@@ -887,8 +908,7 @@ redact_event(PG_FUNCTION_ARGS)
 				 errmsg("event \"%s\" does not exist",
 						DatumGetCString(DirectFunctionCall1(uuid_out,
 															UUIDPGetDatum(event_id))))));
-	if (VARSIZE_ANY_EXHDR(stream_id) > 0 &&
-		VARDATA_ANY(stream_id)[0] == ES_RESERVED_PREFIX)
+	if (IsLifecycleStream(stream_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot redact an event of stream \"%s\"",

@@ -58,6 +58,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rls.h"
@@ -98,6 +99,7 @@ static Oid	hiding_streams = InvalidOid;
 static int64 hiding_generation = -1;
 static bool hiding_dynamic = false; /* some entry has a moving bound */
 static uint64 read_counter = 0;
+static bool wrote_lifecycle = false;	/* this transaction wrote $lifecycle */
 
 static void ForgetOnAbort(XactEvent event, void *arg);
 static void ForgetOnSubAbort(SubXactEvent event, SubTransactionId mySubid,
@@ -118,14 +120,41 @@ static int64 FirstYoung(Relation events, Relation index, Snapshot snapshot,
 /*
  * A hash built while the backend saw its own uncommitted lifecycle
  * operations holds bounds that a rollback takes back, and $lifecycle's head
- * version is then used again by the next operation: forget the hash on every
- * abort, of a transaction or a subtransaction.
+ * version is then used again by the next operation; and under REPEATABLE
+ * READ an operation appends to $lifecycle above operations its snapshot
+ * does not see, so a hash built under that snapshot carries a generation
+ * that fresh snapshots reach with more bounds.  So the hash is forgotten on
+ * every abort, of a transaction or a subtransaction, and at the end of every
+ * transaction that wrote $lifecycle, whether it commits, prepares or aborts.
  */
 static void
 ForgetOnAbort(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		hiding_streams = InvalidOid;
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			hiding_streams = InvalidOid;
+			wrote_lifecycle = false;
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			if (wrote_lifecycle)
+				hiding_streams = InvalidOid;
+			wrote_lifecycle = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/* Note that this transaction wrote $lifecycle (append.c). */
+void
+es_visibility_wrote_lifecycle(void)
+{
+	wrote_lifecycle = true;
+	hiding_streams = InvalidOid;
 }
 
 static void
@@ -325,9 +354,11 @@ es_first_visible(const EsStreamLimits *limits, Relation events,
  * stream that hides nothing, head + 1 when it hides everything.  Used by
  * read_stream as a bound of its index range; the caller's right to read
  * event_store.events is checked, as read_stream's own scan would.  For a
- * caller subject to row-level security on event_store.streams, the head is
- * read through the policies (a head the caller may not see hides nothing),
- * so that the bound tells nothing of another tenant's stream.
+ * caller subject to row-level security on event_store.streams who may read
+ * that table, the head is read through the policies (a head the caller may
+ * not see hides nothing), so that the bound tells nothing of another
+ * tenant's stream; a caller who may not read the table at all gets the bound
+ * read with the extension's rights, as read_all applies it.
  */
 Datum
 first_visible_version(PG_FUNCTION_ARGS)
@@ -346,7 +377,9 @@ first_visible_version(PG_FUNCTION_ARGS)
 	es_check_select(events);
 	pkey = es_open_index(cat, streams, ES_INDEX_STREAM_ID, AccessShareLock);
 	if (check_enable_rls(RelationGetRelid(streams), InvalidOid,
-						 false) == RLS_ENABLED)
+						 false) == RLS_ENABLED &&
+		pg_class_aclcheck(RelationGetRelid(streams), GetUserId(),
+						  ACL_SELECT) == ACLCHECK_OK)
 		LimitsByQuery(streams, stream_id, &limits);
 	else
 		(void) es_read_limits(streams, pkey, snapshot, stream_id, &limits);

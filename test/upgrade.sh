@@ -277,6 +277,8 @@ erase_stream up-batch 40 test erasure
 		"$(qd "$res" -c "SELECT string_agg(version || ':' || event_type || ':' || data, ',') FROM event_store.read_stream('\$legacy')")" "1:E:2"
 	t_sqlstate "upgrade from $from: the '\$' stream takes no more appends (22023)" "$res" \
 		"SELECT event_store.append_event('\$legacy', -2, 'E', '3')" 22023
+	t_eq "upgrade from $from: the '\$' stream can still be erased" \
+		"$(qd "$res" -c "SELECT event_store.erase_stream('\$legacy', 'request 1')")" 1
 	dropdb "$res"
 
 	# A store with a stream named '$lifecycle' is refused and left as it is.
