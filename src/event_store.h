@@ -238,6 +238,8 @@ extern int64 es_first_visible(const EsStreamLimits *limits, Relation events,
 							  text *stream_id, TimestampTz now);
 extern void es_visibility_init(void);
 extern void es_visibility_wrote_lifecycle(void);
+extern int64 es_stream_bound(text *stream_id, bool for_info,
+							 EsStreamLimits *limits);
 extern void es_hiding_begin(EsHiding *h, Relation events, Snapshot snapshot);
 extern void es_hiding_end(EsHiding *h);
 extern bool es_hidden(EsHiding *h, TupleTableSlot *slot);

@@ -87,7 +87,6 @@
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/json.h"
-#include "utils/rls.h"
 #include "utils/jsonb.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -686,12 +685,6 @@ stream_info(PG_FUNCTION_ARGS)
 {
 	text	   *stream_id = es_check_stream_id(PG_GETARG_DATUM(0),
 											   PG_ARGISNULL(0));
-	const EsCatalog *cat;
-	Relation	events;
-	Relation	streams;
-	Relation	pkey;
-	Relation	stream_idx = NULL;
-	Snapshot	snapshot = GetActiveSnapshot();
 	EsStreamLimits limits;
 	TupleDesc	desc;
 	Datum		values[6];
@@ -700,29 +693,7 @@ stream_info(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-
-	cat = es_catalog_open(AccessShareLock, &events, &streams);
-	es_check_select(events);
-	es_check_select(streams);
-	if (check_enable_rls(RelationGetRelid(streams), InvalidOid,
-						 false) == RLS_ENABLED)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("stream_info does not apply row-level security policies"),
-				 errdetail("Row-level security is enabled on table \"event_store.streams\" for this role."),
-				 errhint("Use event_store.stream_version, which applies them.")));
-	pkey = es_open_index(cat, streams, ES_INDEX_STREAM_ID, AccessShareLock);
-	(void) es_read_limits(streams, pkey, snapshot, stream_id, &limits);
-	if (limits.has_max_age)
-		stream_idx = es_open_index(cat, events, ES_INDEX_STREAM_VERSION,
-								   AccessShareLock);
-	first = es_first_visible(&limits, events, stream_idx, snapshot, stream_id,
-							 es_retention_now());
-	if (stream_idx != NULL)
-		index_close(stream_idx, NoLock);
-	index_close(pkey, NoLock);
-	table_close(streams, NoLock);
-	table_close(events, NoLock);
+	first = es_stream_bound(stream_id, true, &limits);
 
 	values[0] = Int64GetDatum(limits.head);
 	values[1] = Int64GetDatum(first);

@@ -60,14 +60,14 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
-#include "utils/rls.h"
-#include "utils/ruleutils.h"
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -363,37 +363,60 @@ es_first_visible(const EsStreamLimits *limits, Relation events,
 Datum
 first_visible_version(PG_FUNCTION_ARGS)
 {
-	text	   *stream_id = PG_GETARG_TEXT_PP(0);
+	EsStreamLimits limits;
+
+	PG_RETURN_INT64(es_stream_bound(PG_GETARG_TEXT_PP(0), false, &limits));
+}
+
+/*
+ * A stream's limits and first visible version under the query's snapshot,
+ * for first_visible_version and (for_info) stream_info.  Both need SELECT
+ * on event_store.events.  stream_info shows the head row whole, so it also
+ * needs SELECT on event_store.streams, and refuses a caller subject to
+ * row-level security there rather than bypass the policies;
+ * first_visible_version reads the head through them instead (see above).
+ */
+int64
+es_stream_bound(text *stream_id, bool for_info, EsStreamLimits *limits)
+{
 	const EsCatalog *cat;
 	Relation	events;
 	Relation	streams;
 	Relation	pkey;
 	Relation	stream_idx = NULL;
 	Snapshot	snapshot = GetActiveSnapshot();
-	EsStreamLimits limits;
+	bool		rls;
 	int64		bound;
 
 	cat = es_catalog_open(AccessShareLock, &events, &streams);
 	es_check_select(events);
+	if (for_info)
+		es_check_select(streams);
+	rls = check_enable_rls(RelationGetRelid(streams), InvalidOid,
+						   false) == RLS_ENABLED;
+	if (rls && for_info)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("stream_info does not apply row-level security policies"),
+				 errdetail("Row-level security is enabled on table \"event_store.streams\" for this role."),
+				 errhint("Use event_store.stream_version, which applies them.")));
 	pkey = es_open_index(cat, streams, ES_INDEX_STREAM_ID, AccessShareLock);
-	if (check_enable_rls(RelationGetRelid(streams), InvalidOid,
-						 false) == RLS_ENABLED &&
-		pg_class_aclcheck(RelationGetRelid(streams), GetUserId(),
-						  ACL_SELECT) == ACLCHECK_OK)
-		LimitsByQuery(streams, stream_id, &limits);
+	if (rls && pg_class_aclcheck(RelationGetRelid(streams), GetUserId(),
+								 ACL_SELECT) == ACLCHECK_OK)
+		LimitsByQuery(streams, stream_id, limits);
 	else
-		(void) es_read_limits(streams, pkey, snapshot, stream_id, &limits);
-	if (limits.has_max_age)
+		(void) es_read_limits(streams, pkey, snapshot, stream_id, limits);
+	if (limits->has_max_age)
 		stream_idx = es_open_index(cat, events, ES_INDEX_STREAM_VERSION,
 								   AccessShareLock);
-	bound = es_first_visible(&limits, events, stream_idx, snapshot, stream_id,
+	bound = es_first_visible(limits, events, stream_idx, snapshot, stream_id,
 							 es_retention_now());
 	if (stream_idx != NULL)
 		index_close(stream_idx, NoLock);
 	index_close(pkey, NoLock);
 	table_close(streams, NoLock);
 	table_close(events, NoLock);
-	PG_RETURN_INT64(bound);
+	return bound;
 }
 
 /*
@@ -633,7 +656,18 @@ es_hidden(EsHiding *h, TupleTableSlot *slot)
 	}
 
 	if ((entry->limits.has_max_count || entry->limits.has_max_age) &&
-		entry->read_id != h->read_id)
+		entry->read_id != h->read_id && h->streams == NULL)
+	{
+		/*
+		 * The hash was rebuilt during this read (a policy function that
+		 * reads the global log itself), with moving bounds this read did
+		 * not open the relations for: keep to the fixed bound.
+		 */
+		entry->bound = entry->limits.visible_from;
+		entry->read_id = h->read_id;
+	}
+	else if ((entry->limits.has_max_count || entry->limits.has_max_age) &&
+			 entry->read_id != h->read_id)
 	{
 		EsStreamLimits limits;
 
