@@ -62,7 +62,6 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
-#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -76,25 +75,30 @@
 
 PG_FUNCTION_INFO_V1(first_visible_version);
 
-/* A stream id as a hash key: the bytes live in the cache's memory. */
-typedef struct StreamKey
+/* One stream that hides anything; the id's bytes live in the cache. */
+typedef struct HidingEntry
 {
 	const char *id;
 	int			len;
-} StreamKey;
-
-/* One stream that hides anything. */
-typedef struct HidingEntry
-{
-	StreamKey	key;
+	uint32		hash;			/* hash_bytes of the id */
 	EsStreamLimits limits;
 	uint64		read_id;		/* the read whose bound is in bound */
 	int64		bound;			/* first visible version for that read */
 } HidingEntry;
 
-/* The backend's cache, for one streams table at one generation. */
+/*
+ * The backend's cache, for one streams table at one generation: the
+ * entries, and an open-addressing table of slots over them (each slot the
+ * entry's index + 1, 0 when empty; at most half of them used), so that the
+ * check made for every row of the global log is one hash of the stream id
+ * and, for a stream that hides nothing, usually one probe.
+ */
 static MemoryContext hiding_cxt = NULL;
-static HTAB *hiding = NULL;
+static HidingEntry *hiding = NULL;
+static int	hiding_count = 0;
+static uint32 *hiding_slots = NULL;
+static uint32 hiding_mask = 0;
+static int64 hiding_max_bound = 0;	/* no fixed bound is higher */
 static Oid	hiding_streams = InvalidOid;
 static int64 hiding_generation = -1;
 static bool hiding_dynamic = false; /* some entry has a moving bound */
@@ -104,8 +108,7 @@ static bool wrote_lifecycle = false;	/* this transaction wrote $lifecycle */
 static void ForgetOnAbort(XactEvent event, void *arg);
 static void ForgetOnSubAbort(SubXactEvent event, SubTransactionId mySubid,
 							 SubTransactionId parentSubid, void *arg);
-static uint32 HashStreamKey(const void *key, Size keysize);
-static int	CompareStreamKey(const void *a, const void *b, Size keysize);
+static HidingEntry *FindHiding(const char *id, int len);
 static void LimitsFromValues(EsStreamLimits *limits, const Datum *values,
 							 const bool *nulls, int natts);
 static void LimitsByQuery(Relation streams, text *stream_id,
@@ -173,23 +176,24 @@ es_visibility_init(void)
 	RegisterSubXactCallback(ForgetOnSubAbort, NULL);
 }
 
-static uint32
-HashStreamKey(const void *key, Size keysize)
+/* The cache's entry of a stream, or NULL when it hides nothing. */
+static HidingEntry *
+FindHiding(const char *id, int len)
 {
-	const StreamKey *k = (const StreamKey *) key;
+	uint32		hash = hash_bytes((const unsigned char *) id, len);
 
-	return hash_bytes((const unsigned char *) k->id, k->len);
-}
+	for (uint32 i = hash & hiding_mask;; i = (i + 1) & hiding_mask)
+	{
+		uint32		slot = hiding_slots[i];
+		HidingEntry *entry;
 
-static int
-CompareStreamKey(const void *a, const void *b, Size keysize)
-{
-	const StreamKey *x = (const StreamKey *) a;
-	const StreamKey *y = (const StreamKey *) b;
-
-	if (x->len != y->len)
-		return 1;
-	return memcmp(x->id, y->id, x->len);
+		if (slot == 0)
+			return NULL;
+		entry = &hiding[slot - 1];
+		if (entry->hash == hash && entry->len == len &&
+			memcmp(entry->id, id, len) == 0)
+			return entry;
+	}
 }
 
 /* The limits of a head row's columns (the defaults before 0.4.0). */
@@ -480,33 +484,26 @@ static void
 BuildHiding(Relation streams, Relation pkey, Snapshot snapshot,
 			int64 generation)
 {
-	HASHCTL		ctl;
 	TupleTableSlot *slot;
 	Oid			indexid = es_lifecycle_index(streams);
 	Relation	index = NULL;
 	IndexScanDesc iscan = NULL;
 	TableScanDesc hscan = NULL;
-	MemoryContext old;
+	int			allocated = 64;
+	uint32		nslots;
 
 	if (hiding_cxt == NULL)
 		hiding_cxt = AllocSetContextCreate(TopMemoryContext,
 										   "event_store hiding streams",
 										   ALLOCSET_DEFAULT_SIZES);
 	hiding = NULL;
+	hiding_count = 0;
+	hiding_slots = NULL;
 	hiding_streams = InvalidOid;
 	hiding_dynamic = false;
+	hiding_max_bound = 0;
 	MemoryContextReset(hiding_cxt);
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(StreamKey);
-	ctl.entrysize = sizeof(HidingEntry);
-	ctl.hash = HashStreamKey;
-	ctl.match = CompareStreamKey;
-	ctl.hcxt = hiding_cxt;
-	old = MemoryContextSwitchTo(hiding_cxt);
-	hiding = hash_create("event_store hiding streams", 64, &ctl,
-						 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
-	MemoryContextSwitchTo(old);
+	hiding = MemoryContextAlloc(hiding_cxt, sizeof(HidingEntry) * allocated);
 
 	slot = table_slot_create(streams, NULL);
 	if (OidIsValid(indexid))
@@ -523,9 +520,8 @@ BuildHiding(Relation streams, Relation pkey, Snapshot snapshot,
 		EsStreamLimits limits;
 		text	   *sid;
 		bool		isnull;
-		StreamKey	key;
 		HidingEntry *entry;
-		bool		found;
+		char	   *id;
 
 		CHECK_FOR_INTERRUPTS();
 		if (iscan != NULL ?
@@ -542,15 +538,40 @@ BuildHiding(Relation streams, Relation pkey, Snapshot snapshot,
 
 		sid = DatumGetTextPP(slot_getattr(slot, Anum_es_streams_stream_id,
 										  &isnull));
-		key.len = VARSIZE_ANY_EXHDR(sid);
-		key.id = MemoryContextAlloc(hiding_cxt, Max(key.len, 1));
-		memcpy((char *) key.id, VARDATA_ANY(sid), key.len);
-		entry = hash_search(hiding, &key, HASH_ENTER, &found);
+		if (hiding_count == allocated)
+		{
+			allocated *= 2;
+			hiding = repalloc_huge(hiding, sizeof(HidingEntry) * allocated);
+		}
+		entry = &hiding[hiding_count++];
+		entry->len = VARSIZE_ANY_EXHDR(sid);
+		id = MemoryContextAlloc(hiding_cxt, Max(entry->len, 1));
+		memcpy(id, VARDATA_ANY(sid), entry->len);
+		entry->id = id;
+		entry->hash = hash_bytes((const unsigned char *) id, entry->len);
 		entry->limits = limits;
 		entry->read_id = 0;
 		entry->bound = limits.visible_from;
 		if (limits.has_max_count || limits.has_max_age)
 			hiding_dynamic = true;
+		if (limits.visible_from > hiding_max_bound)
+			hiding_max_bound = limits.visible_from;
+	}
+
+	/* The slots: a power of two, at least twice the entries. */
+	for (nslots = 16; nslots < (uint32) hiding_count * 2; nslots *= 2)
+		;
+	hiding_slots = MemoryContextAllocExtended(hiding_cxt,
+											  sizeof(uint32) * nslots,
+											  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	hiding_mask = nslots - 1;
+	for (int e = 0; e < hiding_count; e++)
+	{
+		uint32		i = hiding[e].hash & hiding_mask;
+
+		while (hiding_slots[i] != 0)
+			i = (i + 1) & hiding_mask;
+		hiding_slots[i] = e + 1;
 	}
 
 	if (iscan != NULL)
@@ -593,7 +614,7 @@ es_hiding_begin(EsHiding *h, Relation events, Snapshot snapshot)
 		hiding_generation != generation)
 		BuildHiding(streams, pkey, snapshot, generation);
 
-	if (hash_get_num_entries(hiding) > 0)
+	if (hiding_count > 0)
 	{
 		h->active = true;
 		h->read_id = ++read_counter;
@@ -635,18 +656,23 @@ es_hidden(EsHiding *h, TupleTableSlot *slot)
 {
 	bool		isnull;
 	text	   *sid;
-	StreamKey	key;
 	HidingEntry *entry;
 	int64		version;
-
 	Datum		raw;
 	bool		hidden;
 
+	/* A rebuild under this read failed half-way (see above): no bounds. */
+	if (hiding_slots == NULL)
+		return false;
+
+	/* Above every fixed bound, and no moving one: nothing to look up. */
+	version = DatumGetInt64(slot_getattr(slot, Anum_es_events_version, &isnull));
+	if (!hiding_dynamic && version >= hiding_max_bound)
+		return false;
+
 	raw = slot_getattr(slot, Anum_es_events_stream_id, &isnull);
 	sid = DatumGetTextPP(raw);
-	key.id = VARDATA_ANY(sid);
-	key.len = VARSIZE_ANY_EXHDR(sid);
-	entry = hash_search(hiding, &key, HASH_FIND, NULL);
+	entry = FindHiding(VARDATA_ANY(sid), VARSIZE_ANY_EXHDR(sid));
 	if (entry == NULL)
 	{
 		/* A compressed id was decompressed for this row: free it. */
@@ -678,7 +704,6 @@ es_hidden(EsHiding *h, TupleTableSlot *slot)
 		entry->read_id = h->read_id;
 	}
 
-	version = DatumGetInt64(slot_getattr(slot, Anum_es_events_version, &isnull));
 	hidden = version < entry->bound;
 	if ((Pointer) sid != DatumGetPointer(raw))
 		pfree(sid);

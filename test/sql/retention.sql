@@ -113,3 +113,19 @@ SELECT event_store.set_stream_retention('ret-x', max_age => '30 days');
 SELECT max_age FROM event_store.stream_info('ret-x');
 SELECT count(*) AS retention_events FROM event_store.read_stream('$lifecycle')
  WHERE data->>'stream_id' = 'ret-x';
+
+-- The ids of purged events are forgotten: a retry of the append that stored
+-- them is no longer a repeat.  With the exact expected version it fails
+-- (the head moved on); with no check it stores the events again.
+SELECT event_store.append_event('ret-ids', 0, 'Tick', '1', NULL,
+	'00000000-0000-7000-8000-0000000000c1');
+SELECT event_store.append_event('ret-ids', 1, 'Tick', '2');
+SELECT event_store.truncate_stream('ret-ids', 2);
+-- Before the purge, the hidden event's id is still stored: a repeat.
+SELECT event_store.append_event('ret-ids', 0, 'Tick', '1', NULL,
+	'00000000-0000-7000-8000-0000000000c1') AS repeat_before_purge;
+SELECT event_store.purge() > 0 AS purged;
+SELECT pg_temp.try($$SELECT event_store.append_event('ret-ids', 0, 'Tick', '1', NULL, '00000000-0000-7000-8000-0000000000c1')$$);
+SELECT event_store.append_event('ret-ids', -2, 'Tick', '1', NULL,
+	'00000000-0000-7000-8000-0000000000c1') AS stored_again_at;
+SELECT version, data FROM event_store.read_stream('ret-ids');
