@@ -17,13 +17,18 @@
 #             against read_stream of an untruncated one from 1,001 (both
 #             return 1,000 events).
 #   log       read_all pages of 1,000 and read_category pages of 1,000: the
-#             same events (200,000 in 2,000 streams, 20 categories) with
-#             nothing hidden, with 10% of the streams truncated at half
-#             their length, and with 10% soft-deleted.
+#             same events (200,000 in 2,000 streams, 20 categories, appended
+#             round-robin, one event per stream per round) with nothing
+#             hidden, with 10% of the streams truncated at half their
+#             length, and with 10% soft-deleted; the same after purge; and a
+#             catch-up of the whole log in pages of 1,000 (a projection
+#             starting from 0), timed.
 #   purge     purge of the hidden events of 10% soft-deleted streams
-#             (BENCH_PURGE_EVENTS in all), in batches of 50,000, while 4
-#             writers append; the writers' tps against the same run with no
-#             purge, and events removed per second.
+#             (BENCH_PURGE_EVENTS in all) while 4 writers append: at full
+#             speed (batches of 50,000), and throttled to BENCH_PURGE_RATE
+#             events a second (default 50,000; batches of 5,000); the
+#             writers' tps against runs with no purge, and events removed
+#             per second.
 #   size      the events table's size after purge and VACUUM, after VACUUM
 #             FULL, and after appending as many events again as were purged,
 #             against a store that never held the purged events.
@@ -37,6 +42,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 SECONDS_PER_RUN=${BENCH_SECONDS:-15}
 REPS=${BENCH_REPS:-3}
 PURGE_EVENTS=${BENCH_PURGE_EVENTS:-500000}
+PURGE_RATE=${BENCH_PURGE_RATE:-50000}
 BENCH=$ES_ROOT/bench
 RESULTS=${BENCH_RESULTS:-$BENCH/results/$(date +%F)-$(git -C "$ES_ROOT" rev-parse --short HEAD 2>/dev/null || echo nogit)-lifecycle.md}
 mkdir -p "$(dirname "$RESULTS")"
@@ -64,6 +70,16 @@ load_streams() {
 		(SELECT jsonb_agg(jsonb_build_object('type', 'Bench', 'data', '$PAYLOAD'::jsonb))
 		   FROM generate_series(1, $per))))
 		FROM generate_series(1, 2000) i" >/dev/null
+}
+
+# The same 2,000 streams, appended round-robin: one event per stream per
+# round, so that the log interleaves the streams as a live store does.
+load_interleaved() {
+	local db=$1 rounds=${2:-100} r
+	for r in $(seq "$rounds"); do
+		q -d "$db" -c "SELECT count(event_store.append_event('c' || (i % 20) || '-' || i, -2,
+			'Bench', '$PAYLOAD')) FROM generate_series(1, 2000) i" >/dev/null
+	done
 }
 
 # Hide: 10% of the streams truncated at half their length, or soft-deleted,
@@ -164,7 +180,17 @@ es_log "log: read_all and read_category with nothing, 10% truncated, 10% deleted
 for db in log0 logt logd; do
 	createdb "$db"
 	q -d "$db" -c "CREATE EXTENSION event_store"
-	load_streams "$db" 100
+	load_interleaved "$db" 100
+	q -d "$db" -c "CREATE FUNCTION catchup() RETURNS numeric LANGUAGE plpgsql AS \$f\$
+		DECLARE p bigint := 0; n bigint; last bigint; t timestamptz := clock_timestamp();
+		BEGIN
+			LOOP
+				SELECT count(*), max(global_position) INTO n, last FROM event_store.read_all(p, 1000);
+				EXIT WHEN n = 0;
+				p := last;
+			END LOOP;
+			RETURN round(extract(epoch FROM clock_timestamp() - t) * 1000, 1);
+		END \$f\$"
 done
 truncate_tenth logt
 delete_tenth logd
@@ -191,6 +217,44 @@ out "| read_all(p, 1000) | $(med all-none) | $(med all-trunc) | $(ratio all-trun
 out "| read_category(c, p, 1000) | $(med cat-none) | $(med cat-trunc) | $(ratio cat-trunc cat-none) | $(med cat-del) | $(ratio cat-del cat-none) |"
 out ""
 out "(A page returns 1,000 visible events: with events hidden, a page spans more rows, which the scan passes.)"
+out ""
+
+# A projection catching up from 0: the whole log in pages of 1,000.
+declare -A CATCHUP
+for rep in $(seq "$REPS"); do
+	for db in log0 logt logd; do
+		ms=$(q -d "$db" -c "SELECT catchup()")
+		echo "  catch-up $db run $rep: $ms ms"
+		CATCHUP[$db]="${CATCHUP[$db]:-} $ms"
+	done
+done
+cmed() { tr ' ' '\n' <<<"${CATCHUP[$1]}" | grep . | median; }
+crt() { awk -v a="$(cmed "$1")" -v b="$(cmed "$2")" 'BEGIN { printf "%.3f", a / b }'; }
+out "Catching up from position 0 with read_all pages of 1,000 (the whole log; time, median of $REPS; ratio = nothing hidden / this):"
+out ""
+out "| store | events delivered | ms | ratio |"
+out "|---|---:|---:|---:|"
+for db in log0 logt logd; do
+	delivered=$(q -d "$db" -c "SELECT count(*) FROM event_store.read_all(0, NULL)")
+	out "| $db | $delivered | $(cmed $db) | $(crt log0 "$db") |"
+done
+out ""
+
+# The same after purge removed the hidden events.
+for db in logt logd; do
+	while [ "$(q -d "$db" -c "SELECT event_store.purge(50000)")" = 50000 ]; do :; done
+	q -d "$db" -c "VACUUM ANALYZE"
+done
+interleave 2 "all-none2=log0=$SCRIPTS/readall.sql" "all-trunc-purged=logt=$SCRIPTS/readall.sql" \
+	"all-del-purged=logd=$SCRIPTS/readall.sql"
+interleave 2 "cat-none2=log0=$SCRIPTS/readcat.sql" "cat-trunc-purged=logt=$SCRIPTS/readcat.sql" \
+	"cat-del-purged=logd=$SCRIPTS/readcat.sql"
+out "After purge and VACUUM (the hidden events removed; the streams still hide, so every row is still checked):"
+out ""
+out "| read | nothing hidden | 10% truncated, purged | ratio | 10% deleted, purged | ratio |"
+out "|---|---:|---:|---:|---:|---:|"
+out "| read_all(p, 1000) | $(med all-none2) | $(med all-trunc-purged) | $(ratio all-trunc-purged all-none2) | $(med all-del-purged) | $(ratio all-del-purged all-none2) |"
+out "| read_category(c, p, 1000) | $(med cat-none2) | $(med cat-trunc-purged) | $(ratio cat-trunc-purged cat-none2) | $(med cat-del-purged) | $(ratio cat-del-purged cat-none2) |"
 out ""
 
 # ---- purge and size
@@ -252,6 +316,47 @@ out "| events removed per second | $rate |"
 out "| writers' tps alone (before, after) | $alone1, $alone2 |"
 out "| writers' tps beside the purge (a ${SECONDS_PER_RUN} s run that covers it) | $beside |"
 out "| ratio beside / alone | $(awk -v a="$beside" -v b="$alone" 'BEGIN { printf "%.3f", a / b }') |"
+out ""
+
+# Throttled: the same again (the deleted streams made anew), purged at a
+# set rate beside the writers.
+q -d purge -c "SELECT count(event_store.append_events('q-' || i, 0,
+	(SELECT jsonb_agg(jsonb_build_object('type', 'Bench', 'data', '$PAYLOAD'::jsonb))
+	   FROM generate_series(1, $per))))
+	FROM generate_series(1, 200) i" >/dev/null
+q -d purge -c "SELECT count(event_store.delete_stream('q-' || i, -2)) FROM generate_series(1, 200) i" >/dev/null
+q -d purge -c "VACUUM ANALYZE event_store.events"
+talone1=$(pgb purge "$SCRIPTS/writer.sql" 4)
+pgb purge "$SCRIPTS/writer.sql" 4 >"$SCRIPTS/throttled.tps" &
+writers=$!
+sleep 1
+start=$(date +%s.%N)
+tremoved=0
+batch=5000
+while :; do
+	t0=$(date +%s.%N)
+	n=$(q -d purge -c "SELECT event_store.purge($batch)")
+	tremoved=$((tremoved + n))
+	[ "$n" -lt "$batch" ] && break
+	# Sleep what is left of this batch's share of a second.
+	sleep "$(awk -v t0="$t0" -v now="$(date +%s.%N)" -v b="$batch" -v r="$PURGE_RATE" \
+		'BEGIN { s = b / r - (now - t0); if (s < 0) s = 0; printf "%.3f", s }')"
+done
+end=$(date +%s.%N)
+wait "$writers"
+throttled=$(cat "$SCRIPTS/throttled.tps")
+talone2=$(pgb purge "$SCRIPTS/writer.sql" 4)
+talone=$(printf '%s\n%s\n' "$talone1" "$talone2" | median)
+trate=$(awk -v n="$tremoved" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
+tsecs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+out "Throttled to $PURGE_RATE events a second (batches of $batch):"
+out ""
+out "| measure | value |"
+out "|---|---:|"
+out "| events removed | $tremoved in $tsecs s: $trate per second |"
+out "| writers' tps alone (before, after) | $talone1, $talone2 |"
+out "| writers' tps beside the purge (a ${SECONDS_PER_RUN} s run; the purge covers $tsecs s of it) | $throttled |"
+out "| ratio beside / alone | $(awk -v a="$throttled" -v b="$talone" 'BEGIN { printf "%.3f", a / b }') |"
 out ""
 
 q -d purge -c "VACUUM event_store.events"
