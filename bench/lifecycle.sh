@@ -33,7 +33,12 @@
 #             FULL, and after appending as many events again as were purged,
 #             against a store that never held the purged events.
 #
-# Settings: BENCH_SECONDS (default 15), BENCH_REPS (default 3),
+#   tail      (with log) read_all and read_category pages from random
+#             positions among 20,000 events appended after the streams were
+#             hidden, as a consumer following the log's head reads.
+#
+# Settings: BENCH_PARTS (default "append replay log purge"),
+# BENCH_SECONDS (default 15), BENCH_REPS (default 3),
 # BENCH_PURGE_EVENTS (default 500000), BENCH_RESULTS (default
 # bench/results/<date>-<commit>-lifecycle.md), ES_PORT (default 55433).
 
@@ -43,6 +48,8 @@ SECONDS_PER_RUN=${BENCH_SECONDS:-15}
 REPS=${BENCH_REPS:-3}
 PURGE_EVENTS=${BENCH_PURGE_EVENTS:-500000}
 PURGE_RATE=${BENCH_PURGE_RATE:-50000}
+PARTS=${BENCH_PARTS:-"append replay log purge"}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 BENCH=$ES_ROOT/bench
 RESULTS=${BENCH_RESULTS:-$BENCH/results/$(date +%F)-$(git -C "$ES_ROOT" rev-parse --short HEAD 2>/dev/null || echo nogit)-lifecycle.md}
 mkdir -p "$(dirname "$RESULTS")"
@@ -127,6 +134,7 @@ out "PostgreSQL $(q -d postgres -c 'SHOW server_version'), fsync on, synchronous
 out ""
 
 # ---- append
+if part append; then
 es_log "append: 0.3.0, 0.4.0, and 0.4.0 with 10% of the streams deleted and 10% truncated"
 for db in app03 app04 app04h; do createdb "$db"; done
 q -d app03 -c "CREATE EXTENSION event_store VERSION '0.3.0'"
@@ -150,8 +158,10 @@ out "| 0.3.0 (the previous append) | $(med 0.3.0) | 1.000 |"
 out "| 0.4.0, nothing hidden | $(med 0.4.0) | $(ratio 0.4.0 0.3.0) |"
 out "| 0.4.0, 10% deleted + 10% truncated | $(med 0.4.0-hidden) | $(ratio 0.4.0-hidden 0.3.0) (vs nothing hidden: $(ratio 0.4.0-hidden 0.4.0)) |"
 out ""
+fi
 
 # ---- replay
+if part replay; then
 es_log "replay: truncated at 1,001 against read from 1,001"
 createdb replay
 q -d replay -c "CREATE EXTENSION event_store"
@@ -174,8 +184,10 @@ out "|---|---:|---:|"
 out "| read_stream('plain', 1001) | $(med from-1001) | 1.000 |"
 out "| read_stream('trunc') | $(med truncated) | $(ratio truncated from-1001) |"
 out ""
+fi
 
 # ---- log
+if part log; then
 es_log "log: read_all and read_category with nothing, 10% truncated, 10% deleted"
 for db in log0 logt logd; do
 	createdb "$db"
@@ -240,6 +252,32 @@ for db in log0 logt logd; do
 done
 out ""
 
+# A consumer following the head: pages among 20,000 events appended after
+# the streams were hidden.
+tail0=$(q -d log0 -c "SELECT max(global_position) FROM event_store.events")
+for db in log0 logt logd; do load_interleaved "$db" 10; done
+for db in log0 logt logd; do q -d "$db" -c "VACUUM ANALYZE"; done
+cat >"$SCRIPTS/tailall.sql" <<EOF
+\set p random($tail0, $tail0 + 19000)
+SELECT count(*) FROM event_store.read_all(:p, 1000);
+EOF
+cat >"$SCRIPTS/tailcat.sql" <<EOF
+\set c random(0, 19)
+\set p random($tail0, $tail0 + 1000)
+SELECT count(*) FROM event_store.read_category('c' || :c, :p, 1000);
+EOF
+interleave 2 "tall-none=log0=$SCRIPTS/tailall.sql" "tall-trunc=logt=$SCRIPTS/tailall.sql" \
+	"tall-del=logd=$SCRIPTS/tailall.sql"
+interleave 2 "tcat-none=log0=$SCRIPTS/tailcat.sql" "tcat-trunc=logt=$SCRIPTS/tailcat.sql" \
+	"tcat-del=logd=$SCRIPTS/tailcat.sql"
+out "Following the head: pages among the 20,000 events appended after the streams were hidden:"
+out ""
+out "| read | nothing hidden | 10% truncated | ratio | 10% deleted | ratio |"
+out "|---|---:|---:|---:|---:|---:|"
+out "| read_all(p, 1000) | $(med tall-none) | $(med tall-trunc) | $(ratio tall-trunc tall-none) | $(med tall-del) | $(ratio tall-del tall-none) |"
+out "| read_category(c, p, 1000) | $(med tcat-none) | $(med tcat-trunc) | $(ratio tcat-trunc tcat-none) | $(med tcat-del) | $(ratio tcat-del tcat-none) |"
+out ""
+
 # The same after purge removed the hidden events.
 for db in logt logd; do
 	while [ "$(q -d "$db" -c "SELECT event_store.purge(50000)")" = 50000 ]; do :; done
@@ -256,8 +294,10 @@ out "|---|---:|---:|---:|---:|---:|"
 out "| read_all(p, 1000) | $(med all-none2) | $(med all-trunc-purged) | $(ratio all-trunc-purged all-none2) | $(med all-del-purged) | $(ratio all-del-purged all-none2) |"
 out "| read_category(c, p, 1000) | $(med cat-none2) | $(med cat-trunc-purged) | $(ratio cat-trunc-purged cat-none2) | $(med cat-del-purged) | $(ratio cat-del-purged cat-none2) |"
 out ""
+fi
 
 # ---- purge and size
+if part purge; then
 es_log "purge: $PURGE_EVENTS hidden events, 4 writers"
 per=$((PURGE_EVENTS / 200))
 for db in purge never; do
@@ -327,28 +367,34 @@ q -d purge -c "SELECT count(event_store.append_events('q-' || i, 0,
 q -d purge -c "SELECT count(event_store.delete_stream('q-' || i, -2)) FROM generate_series(1, 200) i" >/dev/null
 q -d purge -c "VACUUM ANALYZE event_store.events"
 talone1=$(pgb purge "$SCRIPTS/writer.sql" 4)
+# One session purges in batches, committing each, and sleeps what is left of
+# each batch's share of a second.
+q -d purge -c "CREATE PROCEDURE throttled_purge(rate integer, batch integer, INOUT removed bigint, INOUT seconds numeric)
+	LANGUAGE plpgsql AS \$p\$
+	DECLARE n bigint; t0 timestamptz; start timestamptz := clock_timestamp();
+	BEGIN
+		removed := 0;
+		LOOP
+			t0 := clock_timestamp();
+			n := event_store.purge(batch);
+			removed := removed + n;
+			COMMIT;
+			EXIT WHEN n < batch;
+			PERFORM pg_sleep(greatest(0, batch::numeric / rate
+				- extract(epoch FROM clock_timestamp() - t0)));
+		END LOOP;
+		seconds := round(extract(epoch FROM clock_timestamp() - start)::numeric, 1);
+	END \$p\$"
 pgb purge "$SCRIPTS/writer.sql" 4 >"$SCRIPTS/throttled.tps" &
 writers=$!
 sleep 1
-start=$(date +%s.%N)
-tremoved=0
 batch=5000
-while :; do
-	t0=$(date +%s.%N)
-	n=$(q -d purge -c "SELECT event_store.purge($batch)")
-	tremoved=$((tremoved + n))
-	[ "$n" -lt "$batch" ] && break
-	# Sleep what is left of this batch's share of a second.
-	sleep "$(awk -v t0="$t0" -v now="$(date +%s.%N)" -v b="$batch" -v r="$PURGE_RATE" \
-		'BEGIN { s = b / r - (now - t0); if (s < 0) s = 0; printf "%.3f", s }')"
-done
-end=$(date +%s.%N)
+read -r tremoved tsecs < <(q -F ' ' -d purge -c "CALL throttled_purge($PURGE_RATE, $batch, 0, 0)")
 wait "$writers"
 throttled=$(cat "$SCRIPTS/throttled.tps")
 talone2=$(pgb purge "$SCRIPTS/writer.sql" 4)
 talone=$(printf '%s\n%s\n' "$talone1" "$talone2" | median)
-trate=$(awk -v n="$tremoved" -v a="$start" -v b="$end" 'BEGIN { printf "%.0f", n / (b - a) }')
-tsecs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+trate=$(awk -v n="$tremoved" -v t="$tsecs" 'BEGIN { printf "%.0f", n / t }')
 out "Throttled to $PURGE_RATE events a second (batches of $batch):"
 out ""
 out "| measure | value |"
@@ -397,4 +443,5 @@ out "| after appending $removed events more | $(mb "$after_refill") | $(mb "$nev
 out "| after VACUUM FULL | $(mb "$after_full") | $(mb "$never_full") | $(rt "$after_full" "$never_full") |"
 out ""
 out "(VACUUM makes the purged rows' space reusable but does not shrink the file when the rows were spread through it; appends then fill that space.)"
+fi
 es_log "results in $RESULTS"

@@ -51,7 +51,10 @@ $check$;
  * rewrite; none is indexed except in the predicate of a partial index that
  * appends never change, so the head's update stays heap-only (HOT).  A head
  * at version 0 is a stream with no events that was tombstoned, or given a
- * retention limit before its first append.
+ * retention limit before its first append.  Their values are checked by the
+ * lifecycle functions, which alone write them, not by CHECK constraints:
+ * every append writes the head row, and evaluates the table's constraints
+ * when it does.
  */
 ALTER TABLE event_store.streams
 	ADD COLUMN visible_from bigint NOT NULL DEFAULT 1,
@@ -59,11 +62,7 @@ ALTER TABLE event_store.streams
 	ADD COLUMN max_count bigint,
 	ADD COLUMN max_age interval,
 	DROP CONSTRAINT streams_version_check,
-	ADD CONSTRAINT streams_version_check CHECK (version >= 0),
-	ADD CONSTRAINT streams_visible_from_check CHECK (visible_from >= 1),
-	ADD CONSTRAINT streams_max_count_check CHECK (max_count >= 1),
-	ADD CONSTRAINT streams_max_age_check
-		CHECK (max_age OPERATOR(pg_catalog.>) '0'::interval);
+	ADD CONSTRAINT streams_version_check CHECK (version >= 0);
 
 /*
  * The streams that hide anything: the global log's cache and purge scan it.

@@ -99,6 +99,7 @@ static int	hiding_count = 0;
 static uint32 *hiding_slots = NULL;
 static uint32 hiding_mask = 0;
 static int64 hiding_max_bound = 0;	/* no fixed bound is higher */
+static int64 hiding_horizon = 0;	/* no fixed bound hides a later position */
 static Oid	hiding_streams = InvalidOid;
 static int64 hiding_generation = -1;
 static bool hiding_dynamic = false; /* some entry has a moving bound */
@@ -115,7 +116,8 @@ static void LimitsByQuery(Relation streams, text *stream_id,
 						  EsStreamLimits *limits);
 static int64 HeadGeneration(Relation streams, Relation pkey, Snapshot snapshot);
 static void BuildHiding(Relation streams, Relation pkey, Snapshot snapshot,
-						int64 generation);
+						int64 generation, Relation events,
+						Relation stream_idx);
 static int64 FirstYoung(Relation events, Relation index, Snapshot snapshot,
 						text *stream_id, int64 from, int64 head,
 						TimestampTz cutoff);
@@ -482,7 +484,7 @@ HeadGeneration(Relation streams, Relation pkey, Snapshot snapshot)
  */
 static void
 BuildHiding(Relation streams, Relation pkey, Snapshot snapshot,
-			int64 generation)
+			int64 generation, Relation events, Relation stream_idx)
 {
 	TupleTableSlot *slot;
 	Oid			indexid = es_lifecycle_index(streams);
@@ -502,6 +504,7 @@ BuildHiding(Relation streams, Relation pkey, Snapshot snapshot,
 	hiding_streams = InvalidOid;
 	hiding_dynamic = false;
 	hiding_max_bound = 0;
+	hiding_horizon = PG_INT64_MAX;
 	MemoryContextReset(hiding_cxt);
 	hiding = MemoryContextAlloc(hiding_cxt, sizeof(HidingEntry) * allocated);
 
@@ -583,6 +586,39 @@ BuildHiding(Relation streams, Relation pkey, Snapshot snapshot,
 		table_endscan(hscan);
 	ExecDropSingleTupleTableSlot(slot);
 
+	/*
+	 * The horizon: the position of $lifecycle's event at this generation.
+	 * An operation that raised a fixed bound hid only events its stream had
+	 * when it took the stream's lock, which committed before it appended its
+	 * own event; so no fixed bound hides an event at a later position, and a
+	 * reader following the log's head checks no row against them.
+	 */
+	if (generation > 0)
+	{
+		ScanKeyData keys[2];
+		IndexScanDesc scan;
+		TupleTableSlot *eslot = table_slot_create(events, NULL);
+		text	   *lifecycle = cstring_to_text(ES_LIFECYCLE_STREAM);
+
+		ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
+					PointerGetDatum(lifecycle));
+		ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ,
+					Int64GetDatum(generation));
+		scan = es_index_beginscan(events, stream_idx, snapshot, 2, 0);
+		index_rescan(scan, keys, 2, NULL, 0);
+		if (index_getnext_slot(scan, ForwardScanDirection, eslot))
+		{
+			bool		isnull;
+
+			hiding_horizon = DatumGetInt64(slot_getattr(eslot,
+														Anum_es_events_global_position,
+														&isnull));
+		}
+		index_endscan(scan);
+		ExecDropSingleTupleTableSlot(eslot);
+		pfree(lifecycle);
+	}
+
 	hiding_streams = RelationGetRelid(streams);
 	hiding_generation = generation;
 }
@@ -612,7 +648,14 @@ es_hiding_begin(EsHiding *h, Relation events, Snapshot snapshot)
 
 	if (hiding == NULL || hiding_streams != RelationGetRelid(streams) ||
 		hiding_generation != generation)
-		BuildHiding(streams, pkey, snapshot, generation);
+	{
+		Relation	stream_idx = es_open_index(cat, events,
+											   ES_INDEX_STREAM_VERSION,
+											   AccessShareLock);
+
+		BuildHiding(streams, pkey, snapshot, generation, events, stream_idx);
+		index_close(stream_idx, NoLock);
+	}
 
 	if (hiding_count > 0)
 	{
@@ -665,7 +708,14 @@ es_hidden(EsHiding *h, TupleTableSlot *slot)
 	if (hiding_slots == NULL)
 		return false;
 
-	/* Above every fixed bound, and no moving one: nothing to look up. */
+	/*
+	 * With fixed bounds only: a position past the horizon, or a version
+	 * above every bound, is hidden by none; nothing to look up.
+	 */
+	if (!hiding_dynamic &&
+		DatumGetInt64(slot_getattr(slot, Anum_es_events_global_position,
+								   &isnull)) > hiding_horizon)
+		return false;
 	version = DatumGetInt64(slot_getattr(slot, Anum_es_events_version, &isnull));
 	if (!hiding_dynamic && version >= hiding_max_bound)
 		return false;
