@@ -179,7 +179,8 @@ static ScanResult ScanLog(LogSink *sink, Relation events, Relation index,
 static bool IsRedactedVersion(TupleTableSlot *slot);
 static bool FetchByPosition(Relation events, Relation pkey, Snapshot snapshot,
 							int64 position, TupleTableSlot *slot);
-static bool GapHasTuple(Relation events, Relation pkey, TupleTableSlot *slot,
+static bool GapHasTuple(IndexScanDesc *scan, SnapshotData *dirty,
+						Relation events, Relation pkey, TupleTableSlot *slot,
 						int64 low, int64 high);
 static ScanResult ScanAll(LogSink *sink, Relation events, Relation pkey,
 						  Snapshot snapshot, int64 after, int64 high,
@@ -419,26 +420,28 @@ FetchByPosition(Relation events, Relation pkey, Snapshot snapshot,
 
 /*
  * Is there a tuple that a dirty snapshot sees strictly between two
- * positions?  Used on the gaps of read_all's scan.
+ * positions?  Used on the gaps of read_all's scan.  The probe's index scan
+ * is begun on the first gap and rescanned for the next ones (*scan), since a
+ * log with purged events has a gap every few rows.
  */
 static bool
-GapHasTuple(Relation events, Relation pkey, TupleTableSlot *slot,
-			int64 low, int64 high)
+GapHasTuple(IndexScanDesc *scan, SnapshotData *dirty, Relation events,
+			Relation pkey, TupleTableSlot *slot, int64 low, int64 high)
 {
-	SnapshotData dirty;
-	IndexScanDesc scan;
 	ScanKeyData keys[2];
 	bool		found;
 
-	InitDirtySnapshot(dirty);
 	ScanKeyInit(&keys[0], 1, BTGreaterStrategyNumber, F_INT8GT,
 				Int64GetDatum(low));
 	ScanKeyInit(&keys[1], 1, BTLessStrategyNumber, F_INT8LT,
 				Int64GetDatum(high));
-	scan = es_index_beginscan(events, pkey, &dirty, 2, 0);
-	index_rescan(scan, keys, 2, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
-	index_endscan(scan);
+	if (*scan == NULL)
+	{
+		InitDirtySnapshot(*dirty);
+		*scan = es_index_beginscan(events, pkey, dirty, 2, 0);
+	}
+	index_rescan(*scan, keys, 2, NULL, 0);
+	found = index_getnext_slot(*scan, ForwardScanDirection, slot);
 	ExecClearTuple(slot);
 	return found;
 }
@@ -457,6 +460,8 @@ ScanAll(LogSink *sink, Relation events, Relation pkey, Snapshot snapshot,
 	ScanKeyData key;
 	ScanResult	result = {0, 0};
 	int64		previous = after;
+	IndexScanDesc gapscan = NULL;
+	SnapshotData dirty;
 
 	slot = table_slot_create(events, NULL);
 	probe = table_slot_create(events, NULL);
@@ -474,7 +479,8 @@ ScanAll(LogSink *sink, Relation events, Relation pkey, Snapshot snapshot,
 		if (position > high)
 			break;
 		if (position > previous + 1 &&
-			GapHasTuple(events, pkey, probe, previous, position))
+			GapHasTuple(&gapscan, &dirty, events, pkey, probe, previous,
+						position))
 			break;
 
 		/* Settled; returned unless its stream's bound hides it. */
@@ -484,6 +490,8 @@ ScanAll(LogSink *sink, Relation events, Relation pkey, Snapshot snapshot,
 	}
 
 	index_endscan(scan);
+	if (gapscan != NULL)
+		index_endscan(gapscan);
 	ExecDropSingleTupleTableSlot(probe);
 	ExecDropSingleTupleTableSlot(slot);
 	return result;
