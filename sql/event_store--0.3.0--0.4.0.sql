@@ -137,7 +137,8 @@ LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
 /*
  * read_stream shows the versions from the first visible one on: the bound
- * is one more bound of the index range, computed once per call.
+ * is one more bound of the index range, computed once per call, in the
+ * branch of the direction read (the other one is empty).
  */
 CREATE OR REPLACE FUNCTION event_store.read_stream(
 	stream_id text,
@@ -153,7 +154,8 @@ BEGIN ATOMIC
 	  WHERE e.stream_id OPERATOR(pg_catalog.=) read_stream.stream_id
 		AND e.version OPERATOR(pg_catalog.>=)
 			GREATEST(COALESCE(read_stream.from_version, 1::bigint),
-					 event_store.first_visible_version(read_stream.stream_id))
+					 CASE WHEN COALESCE(read_stream.backward, false) THEN 1::bigint
+						  ELSE event_store.first_visible_version(read_stream.stream_id) END)
 		AND e.version OPERATOR(pg_catalog.<=)
 			CASE WHEN COALESCE(read_stream.backward, false) THEN 0::bigint
 				 ELSE 9223372036854775807::bigint END
@@ -165,7 +167,9 @@ BEGIN ATOMIC
 	   FROM event_store.events e
 	  WHERE e.stream_id OPERATOR(pg_catalog.=) read_stream.stream_id
 		AND e.version OPERATOR(pg_catalog.>=)
-			event_store.first_visible_version(read_stream.stream_id)
+			CASE WHEN COALESCE(read_stream.backward, false)
+				 THEN event_store.first_visible_version(read_stream.stream_id)
+				 ELSE 1::bigint END
 		AND e.version OPERATOR(pg_catalog.<=)
 			CASE WHEN COALESCE(read_stream.backward, false)
 				 THEN COALESCE(read_stream.from_version,

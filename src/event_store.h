@@ -12,6 +12,8 @@
 
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
 #include "access/tupdesc.h"
 #include "nodes/execnodes.h"
 #include "storage/lockdefs.h"
@@ -109,6 +111,8 @@ extern Oid	es_index_for(const EsCatalog *cat, Relation table, EsIndexRole role);
 extern Relation es_open_index(const EsCatalog *cat, Relation table,
 							  EsIndexRole role, LOCKMODE mode);
 extern void es_check_select(Relation rel);
+extern bool es_head_by_query(Relation streams, text *stream_id, int ncolumns,
+							 Datum *values, bool *nulls);
 extern void es_check_select_columns(Relation rel, const AttrNumber *attnums,
 									int n);
 extern void es_check_lifecycle_right(Relation events);
@@ -190,6 +194,10 @@ extern int64 es_storage_insert_event(EsStorage *st, text *stream_id,
 extern void es_storage_write_head(EsStorage *st, text *stream_id,
 								  int64 version);
 extern Relation es_storage_stream_index(EsStorage *st);
+extern IndexScanDesc es_begin_version_scan(Relation events, Relation index,
+										   Snapshot snapshot, text *stream_id,
+										   StrategyNumber strategy,
+										   int64 version);
 extern int64 es_storage_delete_events(EsStorage *st, Relation stream_idx,
 									  text *stream_id, int64 below,
 									  int64 limit, int64 *first_position,

@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -26,6 +27,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -78,42 +80,63 @@ VersionByIndex(const EsCatalog *cat, Relation streams, text *stream_id)
 }
 
 /*
- * The head's version by a SELECT run with the caller's rights, for a caller
- * subject to row-level security: a head the policies hide reads as 0, as
- * the SQL function did.
+ * Read the first ncolumns columns of a stream's head row with a SELECT run
+ * with the caller's rights, for a caller subject to row-level security, so
+ * that the policies (and column privileges) apply.  Returns false when the
+ * policies hide the row or there is none; else fills values and nulls,
+ * which stay valid after SPI is finished.
  */
-static int64
-VersionByQuery(Relation streams, text *stream_id)
+bool
+es_head_by_query(Relation streams, text *stream_id, int ncolumns,
+				 Datum *values, bool *nulls)
 {
+	TupleDesc	desc = RelationGetDescr(streams);
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1];
-	char	   *query;
-	int64		version = 0;
+	StringInfoData query;
 	int			ret;
+	bool		found;
 
-	query = psprintf("SELECT s.version FROM %s s"
-					 " WHERE s.stream_id OPERATOR(pg_catalog.=) $1",
+	Assert(ncolumns >= 1 && ncolumns <= desc->natts);
+	initStringInfo(&query);
+	appendStringInfoString(&query, "SELECT ");
+	for (int i = 0; i < ncolumns; i++)
+		appendStringInfo(&query, "%ss.%s", i > 0 ? ", " : "",
+						 quote_identifier(NameStr(TupleDescAttr(desc, i)->attname)));
+	appendStringInfo(&query, " FROM %s s WHERE s.stream_id OPERATOR(pg_catalog.=) $1",
 					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(streams)),
 												RelationGetRelationName(streams)));
 	args[0] = PointerGetDatum(stream_id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 1);
+	ret = SPI_execute_with_args(query.data, 1, argtypes, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s",
 			 SPI_result_code_string(ret));
-	if (SPI_processed > 0)
-	{
-		bool		isnull;
-		Datum		v = SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			version = DatumGetInt64(v);
-	}
+	found = SPI_processed > 0;
+	if (found)
+		heap_deform_tuple(SPI_copytuple(SPI_tuptable->vals[0]),
+						  SPI_tuptable->tupdesc, values, nulls);
 	SPI_finish();
-	pfree(query);
-	return version;
+	pfree(query.data);
+	return found;
+}
+
+/*
+ * The head's version read through the policies: a head they hide reads as
+ * 0, as the SQL function did.
+ */
+static int64
+VersionByQuery(Relation streams, text *stream_id)
+{
+	Datum		values[Natts_es_streams_0_1];
+	bool		nulls[Natts_es_streams_0_1];
+
+	if (!es_head_by_query(streams, stream_id, Natts_es_streams_0_1, values,
+						  nulls) ||
+		nulls[Anum_es_streams_version - 1])
+		return 0;
+	return DatumGetInt64(values[Anum_es_streams_version - 1]);
 }
 
 /*

@@ -116,6 +116,8 @@ static void RequireNotTombstoned(EsStorage *st, text *stream_id);
 static void SetHeadColumn(EsStorage *st, int attnum, Datum value, bool isnull);
 static int64 RemoveEvents(EsStorage *st, text *stream_id, int64 *first,
 						  int64 *last);
+static int64 EndStream(EsStorage *st, text *stream_id, const char *funcname,
+					   const char *type, text *reason);
 static int64 RunAsOwner(Relation events, const char *query, int nargs,
 						Oid *argtypes, Datum *args, const char *nulls,
 						bool returns_bigint);
@@ -266,8 +268,11 @@ RunAsOwner(Relation events, const char *query, int nargs, Oid *argtypes,
 		bool		isnull;
 
 		if (SPI_processed != 1)
-			elog(ERROR, "statement returned " UINT64_FORMAT " rows, not 1",
-				 SPI_processed);
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the audit row of the erasure was not stored"),
+					 errdetail("A trigger on table \"event_store.erasures\" suppressed it."),
+					 errhint("Drop the trigger: an erasure is not carried out without its audit row.")));
 		result = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 1,
 											 &isnull));
@@ -407,16 +412,23 @@ delete_stream(PG_FUNCTION_ARGS)
 }
 
 /*
- * Tombstone or erase a stream: remove its events and snapshots, and mark it
- * so that it takes no more appends.  Returns how many events were removed.
+ * Tombstone or erase a stream, whose lock is held and whose head st holds:
+ * remove its events and snapshots, mark it so that it takes no more appends,
+ * write the audit row of an erasure (reason not NULL), close the storage and
+ * append the lifecycle event.  Returns how many events were removed.
  */
 static int64
-EndStream(EsStorage *st, text *stream_id, int64 *first, int64 *last)
+EndStream(EsStorage *st, text *stream_id, const char *funcname,
+		  const char *type, text *reason)
 {
 	int64		head = st->head_version;
 	int64		removed;
+	int64		first;
+	int64		last;
+	int64		erasure_id = 0;
+	StringInfoData data;
 
-	removed = RemoveEvents(st, stream_id, first, last);
+	removed = RemoveEvents(st, stream_id, &first, &last);
 	SetHeadColumn(st, Anum_es_streams_visible_from, Int64GetDatum(head + 1),
 				  false);
 	SetHeadColumn(st, Anum_es_streams_tombstoned, BoolGetDatum(true), false);
@@ -424,6 +436,19 @@ EndStream(EsStorage *st, text *stream_id, int64 *first, int64 *last)
 	SetHeadColumn(st, Anum_es_streams_max_age, (Datum) 0, true);
 	es_storage_write_head(st, stream_id, head);
 	RemoveSnapshots(st->events, stream_id);
+	if (reason != NULL)
+		erasure_id = RecordErasure(st->events, funcname, stream_id, NULL,
+								   removed, first, last, reason);
+	es_storage_close(st);
+
+	initStringInfo(&data);
+	appendStringInfoChar(&data, '{');
+	JsonKeyText(&data, "stream_id", stream_id);
+	JsonKeyInt(&data, "version", head);
+	JsonKeyInt(&data, "events_removed", removed);
+	if (reason != NULL)
+		JsonKeyInt(&data, "erasure_id", erasure_id);
+	AppendLifecycleEvent(funcname, type, &data);
 	return removed;
 }
 
@@ -443,11 +468,6 @@ tombstone_stream(PG_FUNCTION_ARGS)
 	text	   *stream_id = StreamArg(fcinfo, 0);
 	int64		expected = ExpectedVersionArg(fcinfo, 1);
 	EsStorage	st;
-	int64		head;
-	int64		removed;
-	int64		first;
-	int64		last;
-	StringInfoData data;
 
 	OpenStream(&st, "tombstone_stream", stream_id);
 	if (EsHeadTombstoned(&st))
@@ -455,20 +475,10 @@ tombstone_stream(PG_FUNCTION_ARGS)
 		es_storage_close(&st);
 		PG_RETURN_INT64(0);
 	}
-	head = st.head_version;
 	if (!es_version_matches(&st, expected))
-		es_report_conflict(stream_id, expected, head);
-
-	removed = EndStream(&st, stream_id, &first, &last);
-	es_storage_close(&st);
-
-	initStringInfo(&data);
-	appendStringInfoChar(&data, '{');
-	JsonKeyText(&data, "stream_id", stream_id);
-	JsonKeyInt(&data, "version", head);
-	JsonKeyInt(&data, "events_removed", removed);
-	AppendLifecycleEvent("tombstone_stream", "$tombstoned", &data);
-	PG_RETURN_INT64(removed);
+		es_report_conflict(stream_id, expected, st.head_version);
+	PG_RETURN_INT64(EndStream(&st, stream_id, "tombstone_stream",
+							  "$tombstoned", NULL));
 }
 
 /*
@@ -484,28 +494,10 @@ erase_stream(PG_FUNCTION_ARGS)
 	text	   *stream_id = StreamArg(fcinfo, 0);
 	text	   *reason = ReasonArg(fcinfo, 1);
 	EsStorage	st;
-	int64		head;
-	int64		removed;
-	int64		first;
-	int64		last;
-	int64		erasure_id;
-	StringInfoData data;
 
 	OpenStream(&st, "erase_stream", stream_id);
-	head = st.head_version;
-	removed = EndStream(&st, stream_id, &first, &last);
-	erasure_id = RecordErasure(st.events, "erase_stream", stream_id, NULL,
-							   removed, first, last, reason);
-	es_storage_close(&st);
-
-	initStringInfo(&data);
-	appendStringInfoChar(&data, '{');
-	JsonKeyText(&data, "stream_id", stream_id);
-	JsonKeyInt(&data, "version", head);
-	JsonKeyInt(&data, "events_removed", removed);
-	JsonKeyInt(&data, "erasure_id", erasure_id);
-	AppendLifecycleEvent("erase_stream", "$erased", &data);
-	PG_RETURN_INT64(removed);
+	PG_RETURN_INT64(EndStream(&st, stream_id, "erase_stream", "$erased",
+							  reason));
 }
 
 /*

@@ -473,6 +473,40 @@ es_storage_write_head(EsStorage *st, text *stream_id, int64 version)
 }
 
 /*
+ * Begin a scan of one stream's events on the index of events on (stream_id,
+ * version), for the versions = , < or >= a version (by strategy), in
+ * version order.
+ */
+IndexScanDesc
+es_begin_version_scan(Relation events, Relation index, Snapshot snapshot,
+					  text *stream_id, StrategyNumber strategy, int64 version)
+{
+	ScanKeyData keys[2];
+	IndexScanDesc scan;
+	RegProcedure proc;
+
+	switch (strategy)
+	{
+		case BTLessStrategyNumber:
+			proc = F_INT8LT;
+			break;
+		case BTGreaterEqualStrategyNumber:
+			proc = F_INT8GE;
+			break;
+		default:
+			Assert(strategy == BTEqualStrategyNumber);
+			proc = F_INT8EQ;
+			break;
+	}
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(stream_id));
+	ScanKeyInit(&keys[1], 2, strategy, proc, Int64GetDatum(version));
+	scan = es_index_beginscan(events, index, snapshot, 2, 0);
+	index_rescan(scan, keys, 2, NULL, 0);
+	return scan;
+}
+
+/*
  * The open index of events on (stream_id, version), which the lifecycle
  * functions scan; appends do not need it.
  */
@@ -497,7 +531,6 @@ es_storage_delete_events(EsStorage *st, Relation stream_idx, text *stream_id,
 						 int64 *last_position)
 {
 	IndexScanDesc scan;
-	ScanKeyData keys[2];
 	TupleTableSlot *slot = st->events_slot;
 	int64		deleted = 0;
 	CommandId	cid = GetCurrentCommandId(true);
@@ -505,12 +538,8 @@ es_storage_delete_events(EsStorage *st, Relation stream_idx, text *stream_id,
 	/* As a DELETE would: a publication must be able to replicate it. */
 	CheckCmdReplicaIdentity(st->events, CMD_DELETE);
 
-	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
-				PointerGetDatum(stream_id));
-	ScanKeyInit(&keys[1], 2, BTLessStrategyNumber, F_INT8LT,
-				Int64GetDatum(below));
-	scan = es_index_beginscan(st->events, stream_idx, st->snapshot, 2, 0);
-	index_rescan(scan, keys, 2, NULL, 0);
+	scan = es_begin_version_scan(st->events, stream_idx, st->snapshot,
+								 stream_id, BTLessStrategyNumber, below);
 
 	while (deleted < limit &&
 		   index_getnext_slot(scan, ForwardScanDirection, slot))
@@ -557,7 +586,6 @@ es_storage_update_event(EsStorage *st, Relation stream_idx, text *stream_id,
 						Datum metadata, bool metadata_null)
 {
 	IndexScanDesc scan;
-	ScanKeyData keys[2];
 	TupleTableSlot *slot = st->events_slot;
 	Datum		values[Natts_es_events];
 	bool		nulls[Natts_es_events];
@@ -566,12 +594,8 @@ es_storage_update_event(EsStorage *st, Relation stream_idx, text *stream_id,
 
 	CheckCmdReplicaIdentity(st->events, CMD_UPDATE);
 
-	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
-				PointerGetDatum(stream_id));
-	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ,
-				Int64GetDatum(version));
-	scan = es_index_beginscan(st->events, stream_idx, st->snapshot, 2, 0);
-	index_rescan(scan, keys, 2, NULL, 0);
+	scan = es_begin_version_scan(st->events, stream_idx, st->snapshot,
+								 stream_id, BTEqualStrategyNumber, version);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	if (found)
 	{

@@ -53,20 +53,16 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/pg_type.h"
 #include "common/hashfn.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
-#include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -295,16 +291,11 @@ FirstYoung(Relation events, Relation index, Snapshot snapshot,
 		   text *stream_id, int64 from, int64 head, TimestampTz cutoff)
 {
 	IndexScanDesc scan;
-	ScanKeyData keys[2];
 	TupleTableSlot *slot = table_slot_create(events, NULL);
 	int64		first = head + 1;
 
-	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
-				PointerGetDatum(stream_id));
-	ScanKeyInit(&keys[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE,
-				Int64GetDatum(from));
-	scan = es_index_beginscan(events, index, snapshot, 2, 0);
-	index_rescan(scan, keys, 2, NULL, 0);
+	scan = es_begin_version_scan(events, index, snapshot, stream_id,
+								 BTGreaterEqualStrategyNumber, from);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
@@ -426,43 +417,20 @@ es_stream_bound(text *stream_id, bool for_info, EsStreamLimits *limits)
 }
 
 /*
- * Read a stream's head row with a SELECT run with the caller's rights, so
- * that row-level security policies apply; no row visible: no bound.
+ * Read a stream's limits through the heads table's policies (heads.c); no
+ * row visible: no bound.
  */
 static void
 LimitsByQuery(Relation streams, text *stream_id, EsStreamLimits *limits)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	char	   *query;
-	int			ret;
+	Datum		values[Natts_es_streams];
+	bool		nulls[Natts_es_streams];
+	int			natts = RelationGetDescr(streams)->natts;
 
 	memset(limits, 0, sizeof(EsStreamLimits));
 	limits->visible_from = 1;
-	query = psprintf("SELECT s.* FROM %s s WHERE s.stream_id OPERATOR(pg_catalog.=) $1",
-					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(streams)),
-												RelationGetRelationName(streams)));
-	args[0] = PointerGetDatum(stream_id);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_with_args(query, 1, argtypes, args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s",
-			 SPI_result_code_string(ret));
-	if (SPI_processed > 0)
-	{
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		Datum		values[Natts_es_streams];
-		bool		nulls[Natts_es_streams];
-
-		if (desc->natts <= Natts_es_streams)
-		{
-			heap_deform_tuple(SPI_tuptable->vals[0], desc, values, nulls);
-			LimitsFromValues(limits, values, nulls, desc->natts);
-		}
-	}
-	SPI_finish();
-	pfree(query);
+	if (es_head_by_query(streams, stream_id, natts, values, nulls))
+		LimitsFromValues(limits, values, nulls, natts);
 }
 
 /* The head of $lifecycle under a snapshot: the generation of the bounds. */
@@ -595,17 +563,12 @@ BuildHiding(Relation streams, Relation pkey, Snapshot snapshot,
 	 */
 	if (generation > 0)
 	{
-		ScanKeyData keys[2];
 		IndexScanDesc scan;
 		TupleTableSlot *eslot = table_slot_create(events, NULL);
 		text	   *lifecycle = cstring_to_text(ES_LIFECYCLE_STREAM);
 
-		ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
-					PointerGetDatum(lifecycle));
-		ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ,
-					Int64GetDatum(generation));
-		scan = es_index_beginscan(events, stream_idx, snapshot, 2, 0);
-		index_rescan(scan, keys, 2, NULL, 0);
+		scan = es_begin_version_scan(events, stream_idx, snapshot, lifecycle,
+									 BTEqualStrategyNumber, generation);
 		if (index_getnext_slot(scan, ForwardScanDirection, eslot))
 		{
 			bool		isnull;
