@@ -21,7 +21,9 @@ OBJS = \
 	src/guard.o \
 	src/lifecycle.o \
 	src/storage.o \
-	src/visibility.o
+	src/visibility.o \
+	src/wait.o \
+	src/watermark.o
 
 # The install script of the first release (frozen) and every upgrade script:
 # CREATE EXTENSION installs the current version along that chain, so every

@@ -106,7 +106,7 @@ static Datum AppendEvent(FunctionCallInfo fcinfo, bool legacy,
 						 bool refuse_reserved);
 static Datum AppendEvents(FunctionCallInfo fcinfo, bool legacy,
 						  bool refuse_reserved);
-static void InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
+static int64 InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 						 EsEventInput *events, int nevents, Jsonb *batch);
 static void Notify(void);
 static int64 AppendUnderLock(const char *funcname, text *stream_id,
@@ -303,13 +303,14 @@ CheckRepeat(EsStorage *st, text *stream_id, int64 expected,
  * window) and fails if it commits.  That failure is reported like the one
  * CheckRepeat raises, naming the id.
  */
-static void
+static int64
 InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 			 EsEventInput *events, int nevents, Jsonb *batch)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	MemoryContext eventcxt;
 	volatile int i = 0;
+	volatile int64 last = 0;
 
 	eventcxt = AllocSetContextCreate(CurrentMemoryContext,
 									 "event_store event",
@@ -324,7 +325,7 @@ InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 				es_generate_event_id(&events[i].id);
 			if (batch != NULL)
 				es_load_batch_event(batch, i, &events[i]);
-			(void) es_storage_insert_event(st, stream_id, first_version + i,
+			last = es_storage_insert_event(st, stream_id, first_version + i,
 										   &events[i], i == 0);
 			MemoryContextSwitchTo(oldcxt);
 			MemoryContextReset(eventcxt);
@@ -349,6 +350,7 @@ InsertEvents(EsStorage *st, text *stream_id, int64 first_version,
 	}
 	PG_END_TRY();
 	MemoryContextDelete(eventcxt);
+	return last;
 }
 
 /*
@@ -419,6 +421,7 @@ AppendUnderLock(const char *funcname, text *stream_id, int64 expected,
 	EsStorage	st;
 	int64		current;
 	int64		result;
+	int64		last_position;
 
 	PreventCommandIfReadOnly(funcname);
 	PreventCommandIfParallelMode(funcname);
@@ -455,13 +458,15 @@ AppendUnderLock(const char *funcname, text *stream_id, int64 expected,
 				 errmsg("stream \"%s\" cannot hold more events",
 						text_to_cstring(stream_id))));
 
-	InsertEvents(&st, stream_id, current + 1, events, nevents, batch);
+	last_position = InsertEvents(&st, stream_id, current + 1, events, nevents,
+								 batch);
 	result = current + nevents;
 	es_storage_write_head(&st, stream_id, result);
 	es_storage_close(&st);
 
 	if (es_notify)
 		Notify();
+	es_note_append(st.cat, last_position);
 
 	/* Let later commands of this transaction see the new events and head. */
 	CommandCounterIncrement();

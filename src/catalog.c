@@ -74,6 +74,7 @@ InvalidateCatalog(Datum arg, Oid relid)
 	if (relid == InvalidOid ||
 		relid == cache.events ||
 		relid == cache.events_seq ||
+		relid == cache.watermark_seq ||
 		relid == cache.streams ||
 		relid == cache.gate)
 		cache_valid = false;
@@ -498,6 +499,10 @@ GetCatalog(void)
 	found.streams = LookupRelation(nsp, "streams");
 	found.gate = LookupRelation(nsp, "event");
 	found.category_fn = LookupCategoryFunction();
+	found.watermark_seq = get_relname_relid("watermark_seq", nsp);
+	if (OidIsValid(found.watermark_seq) &&
+		get_rel_relkind(found.watermark_seq) != RELKIND_SEQUENCE)
+		found.watermark_seq = InvalidOid;
 	found.lifecycle = false;
 	for (int i = 0; i < ES_NUM_INDEX_ROLES; i++)
 	{

@@ -19,6 +19,9 @@
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "storage/lock.h"
+#if PG_VERSION_NUM >= 170000
+#include "storage/dsm_registry.h"
+#endif
 #include "utils/fmgrprotos.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -127,6 +130,26 @@ es_interval_is_infinite(const Interval *interval)
 #else
 	(void) interval;
 	return false;
+#endif
+}
+
+/*
+ * Shared memory for a library that is not in shared_preload_libraries: from
+ * 17, a named DSM segment, made by the first backend that asks for it and
+ * kept until the server stops; before 17, none (NULL).
+ */
+static inline void *
+es_named_shared_memory(const char *name, size_t size,
+					   void (*init) (void *ptr), bool *found)
+{
+#if PG_VERSION_NUM >= 170000
+	return GetNamedDSMSegment(name, size, init, found);
+#else
+	(void) name;
+	(void) size;
+	(void) init;
+	*found = false;
+	return NULL;
 #endif
 }
 

@@ -14,6 +14,10 @@
  *	gate.c			the gate that keeps the global log exact
  *	global_log.c	read_all, read_category and safe_position
  *	heads.c			stream_version
+ *	lifecycle.c		deleting, truncating, erasing and redacting streams
+ *	visibility.c	which versions of a stream reads show
+ *	wait.c			wait_for_event, and the wake-ups appends send
+ *	watermark.c		the watermark that keeps the log exact on a standby
  *	compat.h		the differences between PostgreSQL majors
  *
  * read_stream is a SQL function in the install scripts, so that the planner
@@ -85,4 +89,6 @@ _PG_init(void)
 	emit_log_hook = QuietConflicts;
 	es_catalog_init();
 	es_visibility_init();
+	es_wait_init();
+	es_watermark_init();
 }

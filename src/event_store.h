@@ -17,6 +17,7 @@
 #include "access/tupdesc.h"
 #include "nodes/execnodes.h"
 #include "storage/lockdefs.h"
+#include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
 #include "utils/timestamp.h"
@@ -93,6 +94,8 @@ typedef struct EsCatalog
 	Oid			gate;			/* relation of type event_store.event: the
 								 * gate of gate.c */
 	Oid			category_fn;	/* event_store.category(text), or InvalidOid */
+	Oid			watermark_seq;	/* event_store.watermark_seq (0.5.0), or
+								 * InvalidOid */
 	bool		lifecycle;		/* streams has the lifecycle columns (0.4.0) */
 
 	/*
@@ -256,7 +259,20 @@ extern bool es_hidden(EsHiding *h, TupleTableSlot *slot);
 extern void es_gate_enter(Oid gate);
 extern void es_gate_exit(Oid gate);
 extern int64 es_gate_high_water(Relation events, Relation pkey, Oid gate,
-								Oid seqid);
+								Oid seqid, Oid watermark_seq);
+extern bool es_gate_high_water_nowait(Oid gate, Oid seqid, int64 *high);
+extern int64 es_sequence_last_value(Oid seqid);
+
+/* global_log.c: what wait_for_event asks of the log */
+extern int64 es_log_probe(int64 *reached, text *category, ArrayType *types);
+
+/* wait.c and watermark.c: what appends tell them */
+extern void es_note_append(const EsCatalog *cat, int64 last_position);
+extern void es_wait_init(void);
+extern void es_watermark_init(void);
+extern void es_watermark_at_commit(int64 last_position, Oid gate,
+								   Oid events_seq, Oid watermark_seq);
+extern int	es_watermark_interval;
 
 /* event_store.c */
 extern bool es_notify;

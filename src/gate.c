@@ -136,7 +136,6 @@
 #define GATE_MAX_SLEEP_US		1000L
 
 static void GateTag(LOCKTAG *tag, Oid gate);
-static int64 LastPositionTaken(Oid seqid);
 static int64 HighestStored(Relation events, Relation pkey);
 static VirtualTransactionId *GateHolders(const LOCKTAG *tag, int *count);
 static bool DdlOnGate(const LOCKTAG *tag);
@@ -170,11 +169,14 @@ es_gate_exit(Oid gate)
 }
 
 /*
- * The last value the position sequence handed out, read from its page as
- * nextval leaves it (the sequence caches nothing, so the page is exact).
+ * The last value a sequence handed out, read from its page as nextval or
+ * setval leaves it: for the position sequence, which caches nothing, the
+ * last position taken; for the watermark's, the watermark.  0 before the
+ * first value (the sequences start at 0 or 1).  On a standby, the page as
+ * replayed.
  */
-static int64
-LastPositionTaken(Oid seqid)
+int64
+es_sequence_last_value(Oid seqid)
 {
 	Relation	seq = relation_open(seqid, AccessShareLock);
 	Buffer		buf = ReadBuffer(seq, 0);
@@ -197,7 +199,7 @@ LastPositionTaken(Oid seqid)
 	last = data->is_called ? data->last_value : data->last_value - 1;
 	UnlockReleaseBuffer(buf);
 	relation_close(seq, NoLock);
-	return last;
+	return Max(last, 0);
 }
 
 /* The highest position of any tuple of the events table, live or dead. */
@@ -356,13 +358,20 @@ restart:
  * at a position at or below it.
  */
 int64
-es_gate_high_water(Relation events, Relation pkey, Oid gate, Oid seqid)
+es_gate_high_water(Relation events, Relation pkey, Oid gate, Oid seqid,
+				   Oid watermark_seq)
 {
 	LOCKTAG		tag;
 	int64		high;
 
+	/*
+	 * On a hot standby the gate is out of sight: read up to the watermark the
+	 * primary published (watermark.c), or, before 0.5.0 created its
+	 * sequence, up to the highest position stored, which is not exact.
+	 */
 	if (RecoveryInProgress())
-		return HighestStored(events, pkey);
+		return OidIsValid(watermark_seq) ? es_sequence_last_value(watermark_seq) :
+			HighestStored(events, pkey);
 
 	GateTag(&tag, gate);
 
@@ -376,7 +385,31 @@ es_gate_high_water(Relation events, Relation pkey, Oid gate, Oid seqid)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot read the global log from inside an append")));
 
-	high = LastPositionTaken(seqid);
+	high = es_sequence_last_value(seqid);
 	WaitForWindows(&tag);
 	return high;
+}
+
+/*
+ * The high-water mark without waiting, for a writer about to commit
+ * (watermark.c): true, with *high, when no append is inside its window after
+ * a few immediate re-checks; false otherwise, and nothing waited for.
+ */
+bool
+es_gate_high_water_nowait(Oid gate, Oid seqid, int64 *high)
+{
+	LOCKTAG		tag;
+
+	GateTag(&tag, gate);
+	*high = es_sequence_last_value(seqid);
+	for (int attempt = 0; attempt < GATE_SPINS; attempt++)
+	{
+		int			n;
+		VirtualTransactionId *holders = GateHolders(&tag, &n);
+
+		pfree(holders);
+		if (n == 0)
+			return true;
+	}
+	return false;
 }

@@ -71,6 +71,7 @@
 #include "access/htup_details.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
+#include "access/subtrans.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/visibilitymap.h"
@@ -104,6 +105,8 @@ PG_FUNCTION_INFO_V1(read_all);
 PG_FUNCTION_INFO_V1(read_category);
 PG_FUNCTION_INFO_V1(safe_position);
 PG_FUNCTION_INFO_V1(consumer_group_member);
+PG_FUNCTION_INFO_V1(log_holder);
+PG_FUNCTION_INFO_V1(last_read_position);
 
 /* The relations a read works on, opened under the extension's catalog. */
 typedef struct EsReadRelations
@@ -113,15 +116,30 @@ typedef struct EsReadRelations
 	Relation	category;		/* NULL unless asked for */
 	Oid			gate;
 	Oid			seq;			/* the position sequence */
+	Oid			watermark;		/* the watermark's sequence, or InvalidOid */
 	bool		rls;			/* row-level security applies to the caller */
 } EsReadRelations;
 
-/* Which streams a reader wants. */
+/* A set of strings a filter compares against, sorted for binary search. */
+typedef struct NameSet
+{
+	int			n;				/* -1: no set given, nothing filtered */
+	text	  **names;			/* sorted by NameCompare */
+} NameSet;
+
+/*
+ * Which events a reader wants.  The stream-level parts (consumer-group
+ * member, categories) hold for every event of an append call, since a call
+ * appends to one stream; the event types do not.  That difference decides
+ * what a scan may pass (see the top of this file).
+ */
 typedef struct LogFilter
 {
 	bool		by_member;
 	uint32		member;
 	uint32		size;
+	NameSet		categories;		/* n == 0: every category */
+	NameSet		types;			/* n == 0: every type */
 } LogFilter;
 
 /*
@@ -133,17 +151,23 @@ typedef struct LogFilter
  */
 typedef struct LogSink
 {
-	FunctionCallInfo fcinfo;
+	Tuplestorestate *store;		/* NULL: keep no rows (wait_for_event) */
+	int64		first;			/* the first row's position; 0: none yet */
 	bool		positions_only;
 	Datum	   *positions;
 	int			npositions;
 } LogSink;
 
-/* What a scan did: how many events it accepted, and the last one's position. */
+/*
+ * What a scan did: how many events it accepted, the last one's position, and
+ * how far it got: every event of the reader's at or below "reached" that the
+ * scan had to accept, it accepted (last_read_position).
+ */
 typedef struct ScanResult
 {
 	int64		accepted;
 	int64		last;
+	int64		reached;
 } ScanResult;
 
 /* What read_all's and read_category's scans need. */
@@ -153,7 +177,7 @@ typedef struct ScanArgs
 	Snapshot	snapshot;
 	int64		high;			/* the high-water mark of gate.c */
 	text	   *category;		/* read_category only */
-	LogFilter	filter;			/* read_category only */
+	LogFilter	filter;
 	EsHiding	hiding;			/* the streams' bounds (visibility.c) */
 } ScanArgs;
 
@@ -169,7 +193,7 @@ static void CloseForRead(EsReadRelations *r);
 static int64 HighWaterMark(EsReadRelations *r);
 static Snapshot ReadSnapshot(void);
 static uint32 MemberOf(text *stream_id, uint32 size);
-static void InitResult(FunctionCallInfo fcinfo);
+static Tuplestorestate *InitResult(FunctionCallInfo fcinfo);
 static int64 SlotPosition(TupleTableSlot *slot);
 static void Accept(LogSink *sink, TupleTableSlot *slot, ScanResult *result);
 static ScanResult ScanLog(LogSink *sink, Relation events, Relation index,
@@ -179,16 +203,29 @@ static ScanResult ScanLog(LogSink *sink, Relation events, Relation index,
 static bool IsRedactedVersion(TupleTableSlot *slot);
 static bool FetchByPosition(Relation events, Relation pkey, Snapshot snapshot,
 							int64 position, TupleTableSlot *slot);
-static bool GapHasTuple(IndexScanDesc *scan, SnapshotData *dirty,
+static int	NameCompare(const void *a, const void *b);
+static void NameSetFromArray(NameSet *set, ArrayType *array,
+							 const char *argname);
+static bool NameSetHas(const NameSet *set, const char *p, int len);
+static bool WantsStream(const LogFilter *filter, TupleTableSlot *slot);
+static bool WantsType(const LogFilter *filter, TupleTableSlot *slot);
+static int64 GapBlocker(IndexScanDesc *scan, SnapshotData *dirty,
 						Relation events, Relation pkey, TupleTableSlot *slot,
-						int64 low, int64 high);
+						int64 low, int64 high, const LogFilter *filter);
 static ScanResult ScanAll(LogSink *sink, Relation events, Relation pkey,
 						  Snapshot snapshot, int64 after, int64 high,
-						  int64 max_count, EsHiding *hiding);
+						  int64 max_count, const LogFilter *filter,
+						  EsHiding *hiding);
 static int64 FilterByPolicies(LogSink *sink, SPIPlanPtr plan,
-							  Snapshot snapshot, int64 max_count);
-static void RunScan(FunctionCallInfo fcinfo, ScanArgs *args, int64 after,
-					int64 max_count, ScanFunc scanfn);
+							  Snapshot snapshot, int64 max_count,
+							  int64 *last);
+static int64 RunScan(LogSink *sink, ScanArgs *args, int64 after,
+					 int64 max_count, ScanFunc scanfn);
+static void InitFilter(LogFilter *filter);
+static void ForgetLastRead(XactEvent event, void *arg);
+static void ForgetLastReadOnSubAbort(SubXactEvent event,
+									 SubTransactionId mySubid,
+									 SubTransactionId parentSubid, void *arg);
 static ScanResult AllScan(LogSink *sink, int64 after, int64 max_count,
 						  ScanArgs *args);
 static ScanResult CategoryScan(LogSink *sink, int64 after, int64 max_count,
@@ -214,6 +251,7 @@ OpenForRead(EsReadRelations *r, bool need_category)
 							   false) == RLS_ENABLED);
 	r->gate = cat->gate;
 	r->seq = cat->events_seq;
+	r->watermark = cat->watermark_seq;
 	r->pkey = es_open_index(cat, r->events, ES_INDEX_POSITION, AccessShareLock);
 	r->category = need_category ?
 		es_open_index(cat, r->events, ES_INDEX_CATEGORY, AccessShareLock) :
@@ -233,7 +271,8 @@ CloseForRead(EsReadRelations *r)
 static int64
 HighWaterMark(EsReadRelations *r)
 {
-	return es_gate_high_water(r->events, r->pkey, r->gate, r->seq);
+	return es_gate_high_water(r->events, r->pkey, r->gate, r->seq,
+							  r->watermark);
 }
 
 /* The snapshot a read runs against, taken after the high-water mark. */
@@ -261,7 +300,7 @@ MemberOf(text *stream_id, uint32 size)
  * done with this call's rows.  The result type must still have the layout
  * of the events table, whose tuples are stored as they are (Accept).
  */
-static void
+static Tuplestorestate *
 InitResult(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -289,6 +328,7 @@ InitResult(FunctionCallInfo fcinfo)
 	MemoryContextSwitchTo(old);
 	if (desc->tdrefcount == -1)
 		FreeTupleDesc(desc);
+	return rsinfo->setResult;
 }
 
 static int64
@@ -309,12 +349,122 @@ Accept(LogSink *sink, TupleTableSlot *slot, ScanResult *result)
 		sink->positions[sink->npositions++] = Int64GetDatum(position);
 	else
 	{
-		ReturnSetInfo *rsinfo = (ReturnSetInfo *) sink->fcinfo->resultinfo;
-
-		tuplestore_puttupleslot(rsinfo->setResult, slot);
+		if (sink->store != NULL)
+			tuplestore_puttupleslot(sink->store, slot);
+		if (sink->first == 0)
+			sink->first = position;
 	}
 	result->accepted++;
 	result->last = position;
+}
+
+/* Order of a NameSet: by length, then bytes. */
+static int
+NameCompare(const void *a, const void *b)
+{
+	text	   *x = *(text *const *) a;
+	text	   *y = *(text *const *) b;
+	int			lx = VARSIZE_ANY_EXHDR(x);
+	int			ly = VARSIZE_ANY_EXHDR(y);
+
+	if (lx != ly)
+		return lx < ly ? -1 : 1;
+	return memcmp(VARDATA_ANY(x), VARDATA_ANY(y), lx);
+}
+
+/*
+ * Fill a NameSet from a text[] argument; an empty array is a set that
+ * nothing matches.  Null elements are refused.
+ */
+static void
+NameSetFromArray(NameSet *set, ArrayType *array, const char *argname)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	set->names = palloc(sizeof(text *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain nulls", argname)));
+		set->names[i] = DatumGetTextPP(elems[i]);
+	}
+	set->n = n;
+	qsort(set->names, n, sizeof(text *), NameCompare);
+}
+
+/* Is the string of len bytes at p in the set? */
+static bool
+NameSetHas(const NameSet *set, const char *p, int len)
+{
+	int			lo = 0;
+	int			hi = set->n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		text	   *t = set->names[mid];
+		int			tl = VARSIZE_ANY_EXHDR(t);
+		int			c;
+
+		c = (tl != len) ? (tl < len ? -1 : 1) : memcmp(VARDATA_ANY(t), p, len);
+		if (c == 0)
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return false;
+}
+
+/*
+ * Is the slot's event in a stream the reader wants: its consumer-group
+ * member, and one of its categories (a stream's id up to the first '-', as
+ * event_store.category() computes it)?  True for every event of an append
+ * call alike.
+ */
+static bool
+WantsStream(const LogFilter *filter, TupleTableSlot *slot)
+{
+	bool		isnull;
+	text	   *sid;
+
+	if (!filter->by_member && filter->categories.n < 0)
+		return true;
+	sid = DatumGetTextPP(slot_getattr(slot, Anum_es_events_stream_id, &isnull));
+	if (filter->by_member &&
+		MemberOf(sid, filter->size) != filter->member)
+		return false;
+	if (filter->categories.n >= 0)
+	{
+		const char *p = VARDATA_ANY(sid);
+		int			len = VARSIZE_ANY_EXHDR(sid);
+		const char *dash = memchr(p, '-', len);
+
+		if (!NameSetHas(&filter->categories, p, dash ? (int) (dash - p) : len))
+			return false;
+	}
+	return true;
+}
+
+/* Is the slot's event of a type the reader wants? */
+static bool
+WantsType(const LogFilter *filter, TupleTableSlot *slot)
+{
+	bool		isnull;
+	text	   *type;
+
+	if (filter->types.n < 0)
+		return true;
+	type = DatumGetTextPP(slot_getattr(slot, Anum_es_events_event_type, &isnull));
+	return NameSetHas(&filter->types, VARDATA_ANY(type),
+					  VARSIZE_ANY_EXHDR(type));
 }
 
 /*
@@ -330,8 +480,9 @@ ScanLog(LogSink *sink, Relation events, Relation index, Relation pkey,
 	SnapshotData dirty;
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
-	ScanResult	result = {0, 0};
+	ScanResult	result = {0, 0, 0};
 	int64		done = 0;		/* the last position settled */
+	int64		blocked = 0;	/* the position the scan stopped at */
 
 	InitDirtySnapshot(dirty);
 	slot = table_slot_create(events, NULL);
@@ -354,33 +505,44 @@ ScanLog(LogSink *sink, Relation events, Relation index, Relation pkey,
 		if (position == done)
 			continue;
 
-		if (filter->by_member)
-		{
-			bool		isnull;
-			Datum		sid = slot_getattr(slot, Anum_es_events_stream_id,
-										   &isnull);
-
-			if (MemberOf(DatumGetTextPP(sid), filter->size) != filter->member)
-				continue;
-		}
+		/*
+		 * Another member's stream: so are the call's later events, which
+		 * this event shadows, so the scan may pass it whatever its state.
+		 */
+		if (!WantsStream(filter, slot))
+			continue;
 
 		/*
-		 * Not settled as S sees it: open, or committed after S.  Stop.  But
-		 * a redaction's new version is no new event: the version of the
-		 * event that S sees, if any, is the one to return.
+		 * Not settled as S sees it: open, or committed after S.  Stop, of
+		 * whatever type it is: the call's later events, not yet inserted,
+		 * may be of a type the reader wants.  But a redaction's new version
+		 * is no new event: the version of the event that S sees, if any, is
+		 * the one to return.
 		 */
 		if (!table_tuple_satisfies_snapshot(events, slot, snapshot) &&
 			(!IsRedactedVersion(slot) ||
 			 !FetchByPosition(events, pkey, snapshot, position, slot)))
+		{
+			blocked = position;
 			break;
+		}
 		done = position;
 
 		/* Settled, but hidden by its stream's bound as S sees it. */
 		if (hiding->active && es_hidden(hiding, slot))
 			continue;
+		if (!WantsType(filter, slot))
+			continue;
 
 		Accept(sink, slot, &result);
 	}
+
+	if (result.accepted >= max_count)
+		result.reached = result.last;
+	else if (blocked != 0)
+		result.reached = blocked - 1;
+	else
+		result.reached = high;
 
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
@@ -419,17 +581,20 @@ FetchByPosition(Relation events, Relation pkey, Snapshot snapshot,
 }
 
 /*
- * Is there a tuple that a dirty snapshot sees strictly between two
- * positions?  Used on the gaps of read_all's scan.  The probe's index scan
- * is begun on the first gap and rescanned for the next ones (*scan), since a
- * log with purged events has a gap every few rows.
+ * The first position strictly between low and high that holds a tuple a
+ * dirty snapshot sees, in a stream the reader wants; 0 if none.  Used on the
+ * gaps of read_all's scan, where every such tuple is one S does not see.
+ * The probe's index scan is begun on the first gap and rescanned for the
+ * next ones (*scan), since a log with purged events has a gap every few
+ * rows.
  */
-static bool
-GapHasTuple(IndexScanDesc *scan, SnapshotData *dirty, Relation events,
-			Relation pkey, TupleTableSlot *slot, int64 low, int64 high)
+static int64
+GapBlocker(IndexScanDesc *scan, SnapshotData *dirty, Relation events,
+		   Relation pkey, TupleTableSlot *slot, int64 low, int64 high,
+		   const LogFilter *filter)
 {
 	ScanKeyData keys[2];
-	bool		found;
+	int64		found = 0;
 
 	ScanKeyInit(&keys[0], 1, BTGreaterStrategyNumber, F_INT8GT,
 				Int64GetDatum(low));
@@ -441,7 +606,15 @@ GapHasTuple(IndexScanDesc *scan, SnapshotData *dirty, Relation events,
 		*scan = es_index_beginscan(events, pkey, dirty, 2, 0);
 	}
 	index_rescan(*scan, keys, 2, NULL, 0);
-	found = index_getnext_slot(*scan, ForwardScanDirection, slot);
+	while (index_getnext_slot(*scan, ForwardScanDirection, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (WantsStream(filter, slot))
+		{
+			found = SlotPosition(slot);
+			break;
+		}
+	}
 	ExecClearTuple(slot);
 	return found;
 }
@@ -452,14 +625,16 @@ GapHasTuple(IndexScanDesc *scan, SnapshotData *dirty, Relation events,
  */
 static ScanResult
 ScanAll(LogSink *sink, Relation events, Relation pkey, Snapshot snapshot,
-		int64 after, int64 high, int64 max_count, EsHiding *hiding)
+		int64 after, int64 high, int64 max_count, const LogFilter *filter,
+		EsHiding *hiding)
 {
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 	TupleTableSlot *probe;
 	ScanKeyData key;
-	ScanResult	result = {0, 0};
+	ScanResult	result = {0, 0, 0};
 	int64		previous = after;
+	int64		blocked = 0;
 	IndexScanDesc gapscan = NULL;
 	SnapshotData dirty;
 
@@ -479,14 +654,31 @@ ScanAll(LogSink *sink, Relation events, Relation pkey, Snapshot snapshot,
 		if (position > high)
 			break;
 		if (position > previous + 1 &&
-			GapHasTuple(&gapscan, &dirty, events, pkey, probe, previous,
-						position))
+			(blocked = GapBlocker(&gapscan, &dirty, events, pkey, probe,
+								  previous, position, filter)) != 0)
 			break;
+		previous = position;
 
-		/* Settled; returned unless its stream's bound hides it. */
+		/* Settled; returned unless unwanted or hidden by its bound. */
+		if (!WantsStream(filter, slot) || !WantsType(filter, slot))
+			continue;
 		if (!hiding->active || !es_hidden(hiding, slot))
 			Accept(sink, slot, &result);
-		previous = position;
+	}
+
+	/*
+	 * How far the scan got.  When it ran out of events before the page was
+	 * full, the positions from the last one it passed up to the high-water
+	 * mark are a gap like any other.
+	 */
+	if (result.accepted >= max_count)
+		result.reached = result.last;
+	else
+	{
+		if (blocked == 0 && previous < high)
+			blocked = GapBlocker(&gapscan, &dirty, events, pkey, probe,
+								 previous, high + 1, filter);
+		result.reached = (blocked != 0) ? blocked - 1 : high;
 	}
 
 	index_endscan(scan);
@@ -501,14 +693,14 @@ ScanAll(LogSink *sink, Relation events, Relation pkey, Snapshot snapshot,
  * Read back the events at the collected positions through a SELECT run with
  * the caller's rights and the snapshot S, so that row-level security policies
  * decide which of them the caller gets, and put at most max_count of them
- * into the function's result.  Returns how many it put there.  The caller
- * has connected to SPI and prepared the plan.
+ * into the function's result.  Returns how many it put there, and in *last
+ * the position of the last of them.  The caller has connected to SPI and
+ * prepared the plan.
  */
 static int64
 FilterByPolicies(LogSink *sink, SPIPlanPtr plan, Snapshot snapshot,
-				 int64 max_count)
+				 int64 max_count, int64 *last)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) sink->fcinfo->resultinfo;
 	Datum		args[1];
 	ArrayType  *array;
 	int			ret;
@@ -528,8 +720,21 @@ FilterByPolicies(LogSink *sink, SPIPlanPtr plan, Snapshot snapshot,
 		elog(ERROR, "SPI_execute_snapshot failed: %s", SPI_result_code_string(ret));
 
 	n = SPI_processed;
-	for (uint64 i = 0; i < n; i++)
-		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+	if (sink->store != NULL)
+		for (uint64 i = 0; i < n; i++)
+			tuplestore_puttuple(sink->store, SPI_tuptable->vals[i]);
+	if (n > 0)
+	{
+		bool		isnull;
+
+		if (sink->first == 0)
+			sink->first = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc,
+													  1, &isnull));
+		*last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[n - 1],
+											SPI_tuptable->tupdesc, 1,
+											&isnull));
+	}
 	SPI_freetuptable(SPI_tuptable);
 	pfree(array);
 	sink->npositions = 0;
@@ -543,23 +748,26 @@ FilterByPolicies(LogSink *sink, SPIPlanPtr plan, Snapshot snapshot,
  * policies, until max_count events got through or a chunk came back short,
  * which means the scan stopped (end, high-water mark, or an unsettled event).
  * The chunks are large, so that a tenant whose events are few among many
- * pays one read-back per few thousand positions it passes.
+ * pays one read-back per few thousand positions it passes.  Returns how far
+ * the read got (last_read_position): where the scan got, or, when the page
+ * filled with events the policies let through, the last of them.
  */
-static void
-RunScan(FunctionCallInfo fcinfo, ScanArgs *args, int64 after, int64 max_count,
+static int64
+RunScan(LogSink *out, ScanArgs *args, int64 after, int64 max_count,
 		ScanFunc scanfn)
 {
 	EsReadRelations *rels = &args->rels;
-	LogSink		sink = {fcinfo, false, NULL, 0};
+	LogSink		sink = *out;
 	int64		returned = 0;
+	int64		reached = after;
 	Oid			argtypes[1] = {INT8ARRAYOID};
 	char	   *query;
 	SPIPlanPtr	plan;
 
 	if (!rels->rls)
 	{
-		(void) scanfn(&sink, after, max_count, args);
-		return;
+		reached = scanfn(out, after, max_count, args).reached;
+		return reached;
 	}
 
 	query = psprintf("SELECT e.global_position, e.stream_id, e.version, e.event_id,"
@@ -583,9 +791,16 @@ RunScan(FunctionCallInfo fcinfo, ScanArgs *args, int64 after, int64 max_count,
 		int64		chunk = Min(Max(max_count - returned, POLICY_CHUNK / 4),
 								POLICY_CHUNK);
 		ScanResult	result = scanfn(&sink, after, chunk, args);
+		int64		last = 0;
 
 		returned += FilterByPolicies(&sink, plan, args->snapshot,
-									 max_count - returned);
+									 max_count - returned, &last);
+		if (returned >= max_count)
+		{
+			reached = last;
+			break;
+		}
+		reached = result.reached;
 		if (result.accepted < chunk)
 			break;
 		after = result.last;
@@ -595,6 +810,8 @@ RunScan(FunctionCallInfo fcinfo, ScanArgs *args, int64 after, int64 max_count,
 	SPI_finish();
 	pfree(sink.positions);
 	pfree(query);
+	out->first = sink.first;
+	return reached;
 }
 
 /* read_all's scan, for RunScan. */
@@ -602,7 +819,7 @@ static ScanResult
 AllScan(LogSink *sink, int64 after, int64 max_count, ScanArgs *args)
 {
 	return ScanAll(sink, args->rels.events, args->rels.pkey, args->snapshot,
-				   after, args->high, max_count, &args->hiding);
+				   after, args->high, max_count, &args->filter, &args->hiding);
 }
 
 /* read_category's scan, for RunScan. */
@@ -621,17 +838,78 @@ CategoryScan(LogSink *sink, int64 after, int64 max_count, ScanArgs *args)
 }
 
 /*
+ * Where this transaction's last read got to (last_read_position), and the
+ * subtransaction that read: forgotten when that subtransaction or the
+ * transaction ends without committing, and when the transaction ends.
+ */
+static bool last_read_valid = false;
+static int64 last_read = 0;
+static SubTransactionId last_read_subxact = InvalidSubTransactionId;
+static bool last_read_callbacks = false;
+
+static void
+ForgetLastRead(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			last_read_valid = false;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+ForgetLastReadOnSubAbort(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	/*
+	 * Subtransaction ids rise, and a subtransaction ends before a later
+	 * sibling starts, so a read at or above the aborting one was made in it.
+	 */
+	if (event == SUBXACT_EVENT_ABORT_SUB && last_read_valid &&
+		last_read_subxact >= mySubid)
+		last_read_valid = false;
+}
+
+static void
+RememberLastRead(int64 reached)
+{
+	if (!last_read_callbacks)
+	{
+		RegisterXactCallback(ForgetLastRead, NULL);
+		RegisterSubXactCallback(ForgetLastReadOnSubAbort, NULL);
+		last_read_callbacks = true;
+	}
+	last_read = reached;
+	last_read_subxact = GetCurrentSubTransactionId();
+	last_read_valid = true;
+}
+
+/*
  * What read_all and read_category share once their arguments are checked:
  * set up the result, take the high-water mark, and scan up to it with the
- * read's snapshot.
+ * read's snapshot.  Remembers how far it got.
  */
 static void
 ReadLog(FunctionCallInfo fcinfo, ScanArgs *args, int64 after,
 		int64 max_count, ScanFunc scanfn)
 {
-	InitResult(fcinfo);
+	int64		reached = after;
+	LogSink		sink;
+
+	memset(&sink, 0, sizeof(sink));
+	sink.store = InitResult(fcinfo);
 	if (max_count == 0)
+	{
+		RememberLastRead(after);
 		return;
+	}
 
 	OpenForRead(&args->rels, scanfn == CategoryScan);
 	args->high = HighWaterMark(&args->rels);
@@ -639,11 +917,21 @@ ReadLog(FunctionCallInfo fcinfo, ScanArgs *args, int64 after,
 	{
 		args->snapshot = ReadSnapshot();
 		es_hiding_begin(&args->hiding, args->rels.events, args->snapshot);
-		RunScan(fcinfo, args, after, max_count, scanfn);
+		reached = RunScan(&sink, args, after, max_count, scanfn);
 		es_hiding_end(&args->hiding);
 		UnregisterSnapshot(args->snapshot);
 	}
 	CloseForRead(&args->rels);
+	RememberLastRead(Max(reached, after));
+}
+
+/* No filter: every event. */
+static void
+InitFilter(LogFilter *filter)
+{
+	filter->by_member = false;
+	filter->categories.n = -1;
+	filter->types.n = -1;
 }
 
 /*
@@ -671,8 +959,8 @@ MaxCount(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * event_store.read_all(after_position bigint, max_count bigint)
- * returns setof event_store.event
+ * event_store.read_all(after_position bigint, max_count bigint,
+ *		event_types text[], categories text[]) returns setof event_store.event
  */
 Datum
 read_all(PG_FUNCTION_ARGS)
@@ -682,6 +970,17 @@ read_all(PG_FUNCTION_ARGS)
 	ScanArgs	args;
 
 	memset(&args, 0, sizeof(args));
+	InitFilter(&args.filter);
+	/* 0.4.0's SQL definition has no filter arguments. */
+	if (PG_NARGS() >= 4)
+	{
+		if (!PG_ARGISNULL(2))
+			NameSetFromArray(&args.filter.types, PG_GETARG_ARRAYTYPE_P(2),
+							 "event_types");
+		if (!PG_ARGISNULL(3))
+			NameSetFromArray(&args.filter.categories,
+							 PG_GETARG_ARRAYTYPE_P(3), "categories");
+	}
 	ReadLog(fcinfo, &args, after, max_count, AllScan);
 	PG_RETURN_NULL();
 }
@@ -689,7 +988,8 @@ read_all(PG_FUNCTION_ARGS)
 /*
  * event_store.read_category(category text, after_position bigint,
  *		max_count bigint, consumer_group_member integer,
- *		consumer_group_size integer) returns setof event_store.event
+ *		consumer_group_size integer, event_types text[])
+ * returns setof event_store.event
  */
 Datum
 read_category(PG_FUNCTION_ARGS)
@@ -699,12 +999,15 @@ read_category(PG_FUNCTION_ARGS)
 	ScanArgs	args;
 
 	memset(&args, 0, sizeof(args));
+	InitFilter(&args.filter);
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("category must not be null")));
 	args.category = PG_GETARG_TEXT_PP(0);
-	args.filter.by_member = false;
+	if (PG_NARGS() >= 6 && !PG_ARGISNULL(5))
+		NameSetFromArray(&args.filter.types, PG_GETARG_ARRAYTYPE_P(5),
+						 "event_types");
 
 	if (PG_ARGISNULL(3) != PG_ARGISNULL(4))
 		ereport(ERROR,
@@ -734,31 +1037,24 @@ read_category(PG_FUNCTION_ARGS)
 }
 
 /*
- * event_store.safe_position() returns bigint
- *
- * The highest position up to which everything is settled: every event at or
- * below it is committed, or will never exist.  After the gate has given the
- * high-water mark L, the lowest position of an event whose transaction is
- * still open (the caller's own included) bounds it.  Neither ever decreases
- * (gate.c), so neither does the result.  Such an event cannot sit
- * on a page the visibility map marks all-visible, so only the other pages are
- * read.  The cost is one visibility-map bit per page of the table plus the
- * pages written since the last vacuum.
+ * The lowest position at or below high of an event whose transaction is
+ * still open (the caller's own included), with that transaction's id in
+ * *xid; PG_INT64_MAX when there is none.  Such an event cannot sit on a page
+ * the visibility map marks all-visible, so only the other pages are read:
+ * one visibility-map bit per page of the table plus the pages written since
+ * the last vacuum.
  */
-Datum
-safe_position(PG_FUNCTION_ARGS)
+static int64
+LowestOpen(EsReadRelations *rels, int64 high, TransactionId *xid)
 {
-	EsReadRelations rels;
-	int64		high;
 	int64		lowest_open = PG_INT64_MAX;
 	BlockNumber nblocks;
 	Buffer		vmbuf = InvalidBuffer;
 	TupleDesc	desc;
 
-	OpenForRead(&rels, false);
-	high = HighWaterMark(&rels);
-	desc = RelationGetDescr(rels.events);
-	nblocks = RelationGetNumberOfBlocks(rels.events);
+	desc = RelationGetDescr(rels->events);
+	nblocks = RelationGetNumberOfBlocks(rels->events);
+	*xid = InvalidTransactionId;
 
 	for (BlockNumber blk = 0; blk < nblocks; blk++)
 	{
@@ -767,10 +1063,10 @@ safe_position(PG_FUNCTION_ARGS)
 		OffsetNumber maxoff;
 
 		CHECK_FOR_INTERRUPTS();
-		if (VM_ALL_VISIBLE(rels.events, blk, &vmbuf))
+		if (VM_ALL_VISIBLE(rels->events, blk, &vmbuf))
 			continue;
 
-		buf = ReadBuffer(rels.events, blk);
+		buf = ReadBuffer(rels->events, blk);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
 		maxoff = PageGetMaxOffsetNumber(page);
@@ -786,7 +1082,7 @@ safe_position(PG_FUNCTION_ARGS)
 				continue;
 			tuple.t_data = (HeapTupleHeader) PageGetItem(page, lp);
 			tuple.t_len = ItemIdGetLength(lp);
-			tuple.t_tableOid = RelationGetRelid(rels.events);
+			tuple.t_tableOid = RelationGetRelid(rels->events);
 			ItemPointerSet(&tuple.t_self, blk, off);
 
 			if (HeapTupleHeaderXminCommitted(tuple.t_data) ||
@@ -804,15 +1100,135 @@ safe_position(PG_FUNCTION_ARGS)
 												  Anum_es_events_global_position,
 												  desc, &isnull));
 			if (position <= high && position < lowest_open)
+			{
 				lowest_open = position;
+				*xid = xmin;
+			}
 		}
 		UnlockReleaseBuffer(buf);
 	}
 	if (BufferIsValid(vmbuf))
 		ReleaseBuffer(vmbuf);
+	return lowest_open;
+}
+
+/*
+ * event_store.safe_position() returns bigint
+ *
+ * The highest position up to which everything is settled: every event at or
+ * below it is committed, or will never exist.  After the gate has given the
+ * high-water mark L, the lowest position of an event whose transaction is
+ * still open bounds it.  Neither ever decreases (gate.c), so neither does
+ * the result.
+ */
+Datum
+safe_position(PG_FUNCTION_ARGS)
+{
+	EsReadRelations rels;
+	int64		high;
+	int64		lowest_open;
+	TransactionId xid;
+
+	OpenForRead(&rels, false);
+	high = HighWaterMark(&rels);
+	lowest_open = LowestOpen(&rels, high, &xid);
 	CloseForRead(&rels);
 
 	PG_RETURN_INT64(lowest_open == PG_INT64_MAX ? high : lowest_open - 1);
+}
+
+/*
+ * event_store.log_holder(OUT position bigint, OUT pid integer)
+ * returns setof record
+ *
+ * What holds the global log back: the lowest position whose transaction is
+ * still open, as safe_position finds it, and the process running that
+ * transaction; no row when nothing does.  The pid is NULL for a prepared
+ * transaction, for one that ended in the meantime, and on a hot standby
+ * (the transaction runs on the primary).
+ */
+Datum
+log_holder(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	EsReadRelations rels;
+	int64		high;
+	int64		lowest_open;
+	TransactionId xid;
+
+	InitMaterializedSRF(fcinfo, 0);
+	OpenForRead(&rels, false);
+	high = HighWaterMark(&rels);
+	lowest_open = LowestOpen(&rels, high, &xid);
+	CloseForRead(&rels);
+
+	if (lowest_open != PG_INT64_MAX)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+		int			pid = 0;
+
+		values[0] = Int64GetDatum(lowest_open);
+		if (!RecoveryInProgress())
+			pid = BackendXidGetPid(SubTransGetTopmostTransaction(xid));
+		if (TransactionIdIsCurrentTransactionId(xid))
+			pid = MyProcPid;
+		values[1] = Int32GetDatum(pid);
+		nulls[1] = (pid == 0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values,
+							 nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * For wait_for_event: the position of the first event after *reached that
+ * read_all (category NULL) or read_category would return now, of the given
+ * types if types is not NULL; 0 when there is none.  *reached moves on to
+ * where the read got (as last_read_position), so that the next probe starts
+ * there.  It must run in a READ COMMITTED transaction, to see new commits.
+ */
+int64
+es_log_probe(int64 *reached, text *category, ArrayType *types)
+{
+	ScanArgs	args;
+	LogSink		sink;
+	ScanFunc	scanfn = (category != NULL) ? CategoryScan : AllScan;
+
+	memset(&args, 0, sizeof(args));
+	memset(&sink, 0, sizeof(sink));
+	InitFilter(&args.filter);
+	if (types != NULL)
+		NameSetFromArray(&args.filter.types, types, "event_types");
+	args.category = category;
+
+	OpenForRead(&args.rels, category != NULL);
+	args.high = HighWaterMark(&args.rels);
+	if (args.high > *reached)
+	{
+		int64		r;
+
+		args.snapshot = ReadSnapshot();
+		es_hiding_begin(&args.hiding, args.rels.events, args.snapshot);
+		r = RunScan(&sink, &args, *reached, 1, scanfn);
+		es_hiding_end(&args.hiding);
+		UnregisterSnapshot(args.snapshot);
+		*reached = Max(*reached, r);
+	}
+	CloseForRead(&args.rels);
+	return sink.first;
+}
+
+/*
+ * event_store.last_read_position() returns bigint: where this transaction's
+ * last read_all or read_category call got to, NULL if it made none.
+ */
+Datum
+last_read_position(PG_FUNCTION_ARGS)
+{
+	if (!last_read_valid)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(last_read);
 }
 
 /*
