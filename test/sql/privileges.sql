@@ -48,8 +48,8 @@ GRANT EXECUTE ON FUNCTION
 	event_store.read_stream(text, bigint, bigint, boolean),
 	event_store.stream_version(text),
 	event_store.stream_info(text),
-	event_store.read_all(bigint, bigint),
-	event_store.read_category(text, bigint, bigint, integer, integer),
+	event_store.read_all(bigint, bigint, text[], text[]),
+	event_store.read_category(text, bigint, bigint, integer, integer, text[]),
 	event_store.safe_position(),
 	event_store.consumer_group_member(text, integer)
 	TO es_test_writer;
@@ -60,8 +60,8 @@ GRANT SELECT ON event_store.events, event_store.streams TO es_test_reader;
 GRANT EXECUTE ON FUNCTION
 	event_store.read_stream(text, bigint, bigint, boolean),
 	event_store.stream_version(text),
-	event_store.read_all(bigint, bigint),
-	event_store.read_category(text, bigint, bigint, integer, integer),
+	event_store.read_all(bigint, bigint, text[], text[]),
+	event_store.read_category(text, bigint, bigint, integer, integer, text[]),
 	event_store.safe_position(),
 	event_store.category(text),
 	event_store.consumer_group_member(text, integer)
@@ -161,7 +161,7 @@ SELECT count(*) FROM event_store.events WHERE stream_id = 'pr-1';
 CREATE ROLE es_test_columns;
 GRANT USAGE ON SCHEMA event_store TO es_test_columns;
 GRANT EXECUTE ON FUNCTION event_store.stream_version(text),
-	event_store.read_all(bigint, bigint) TO es_test_columns;
+	event_store.read_all(bigint, bigint, text[], text[]) TO es_test_columns;
 GRANT SELECT (stream_id, version) ON event_store.streams TO es_test_columns;
 GRANT SELECT (global_position, stream_id, version, event_id, event_type, data)
 	ON event_store.events TO es_test_columns;

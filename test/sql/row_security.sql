@@ -9,8 +9,8 @@ CREATE ROLE es_rls_b;
 GRANT USAGE ON SCHEMA event_store TO es_rls_a, es_rls_b;
 GRANT SELECT ON event_store.events, event_store.streams TO es_rls_a, es_rls_b;
 GRANT EXECUTE ON FUNCTION event_store.read_stream(text, bigint, bigint, boolean),
-	event_store.stream_version(text), event_store.read_all(bigint, bigint),
-	event_store.read_category(text, bigint, bigint, integer, integer),
+	event_store.stream_version(text), event_store.read_all(bigint, bigint, text[], text[]),
+	event_store.read_category(text, bigint, bigint, integer, integer, text[]),
 	event_store.safe_position(), event_store.category(text),
 	event_store.stream_info(text) TO es_rls_a, es_rls_b;
 
