@@ -521,8 +521,8 @@ GetCatalog(void)
 /*
  * Open event_store.events unless events is NULL, and event_store.streams
  * unless streams is NULL, with the given lock mode, making sure they are the
- * extension's current tables.  Returns the catalog that was valid once the
- * locks were held.
+ * extension's current tables.  Returns a copy, in the current memory
+ * context, of the catalog that was valid once the locks were held.
  */
 const EsCatalog *
 es_catalog_open(LOCKMODE mode, Relation *events, Relation *streams)
@@ -580,11 +580,22 @@ es_catalog_open(LOCKMODE mode, Relation *events, Relation *streams)
 
 		if (ok)
 		{
+			EsCatalog  *copy = palloc(sizeof(EsCatalog));
+
 			if (events != NULL)
 				*events = e;
 			if (streams != NULL)
 				*streams = s;
-			return cat;
+
+			/*
+			 * The caller gets its own copy: an invalidation read later in
+			 * its operation (any lock it takes reads them; a reset after a
+			 * full invalidation queue voids everything) rebuilds the cache
+			 * in place, and the rebuilt cache knows nothing of the indexes
+			 * or the lifecycle columns until a table is checked again.
+			 */
+			*copy = cache;
+			return copy;
 		}
 
 		if (s != NULL)
