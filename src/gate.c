@@ -100,11 +100,16 @@
  * RowExclusiveLock, so that the deadlock detector sees the wait and appends
  * still never queue behind the reader.
  *
- * Not covered.  A hot standby cannot see the primary's gate, so there the
- * high-water mark is the highest position stored, and the guarantee does not
- * hold.  Rows inserted by plain INSERT (as pg_restore does) do not take the
- * gate.  The sequence must hand out one value at a time (CACHE 1, checked by
- * catalog.c): a cached value would be a position taken outside the gate.
+ * Hot standbys.  A standby cannot see the primary's gate; readers there use
+ * the watermark the primary publishes instead of L (watermark.c), for which
+ * lemma 1 holds on the standby.  Before 0.5.0 created the watermark's
+ * sequence, a standby reads up to the highest position stored, which is not
+ * exact.
+ *
+ * Not covered.  Rows inserted by plain INSERT (as pg_restore does) do not
+ * take the gate.  The sequence must hand out one value at a time (CACHE 1,
+ * checked by catalog.c): a cached value would be a position taken outside
+ * the gate.
  *
  * src/gate.c
  *

@@ -41,10 +41,26 @@
  *	  that append.
  *	- The category index must be valid and ready: an index being built
  *	  concurrently lacks entries, so read_category refuses it.
- *	- A hot standby cannot see the primary's gate, so there the guarantee
- *	  does not hold: the scan still stops at events of transactions the
- *	  standby knows to be open, but it can pass a position the primary is
- *	  still inserting (see the README).
+ *	- On a hot standby the high-water mark is the watermark the primary
+ *	  published (watermark.c), and the scan is the same.
+ *	- Filters.  A reader's filter has stream-level parts (the category of
+ *	  read_category or read_all's categories, the consumer-group member) and
+ *	  an event-level part (the event types).  Every event of an append call
+ *	  is in one stream, so an event outside the stream-level filter, open or
+ *	  not, says nothing the reader needs: lemma 2 of gate.c holds within
+ *	  the filter, and the scan passes it.  An event of an unwanted type does
+ *	  not: while its transaction is open, the same call may still insert a
+ *	  wanted one after it, so an open event stops the scan whatever its
+ *	  type; a settled one of an unwanted type is passed.
+ *	- How far a read got (last_read_position): the last position returned
+ *	  when the page filled; otherwise the position before the event the scan
+ *	  stopped at, or the high-water mark when nothing stopped it.  Every
+ *	  position at or below it is settled for the reader's filter, and every
+ *	  wanted event among them was returned (by this call or, by induction
+ *	  from the checkpoint, an earlier one), so a subscriber may save it as
+ *	  its checkpoint although no event came back.  read_all probes the gap
+ *	  from its last row up to the high-water mark for that, as it probes
+ *	  every other gap.
  *	- Row-level security.  For a caller subject to policies on the events
  *	  table, the scan above runs unchanged, as the extension's own reading,
  *	  but collects positions instead of rows; those positions are then read
