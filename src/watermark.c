@@ -81,6 +81,13 @@ int			es_watermark_interval = 100;
 /* When this backend last published, for the interval. */
 static TimestampTz last_published = 0;
 
+/*
+ * The highest watermark this backend has seen stored in the sequence
+ * known_seq (it only rises, as long as that sequence lives).
+ */
+static int64 known_watermark = 0;
+static Oid	known_seq = InvalidOid;
+
 static bool StandbysPossible(void);
 static void Publish(Oid watermark_seq, int64 high);
 
@@ -116,6 +123,8 @@ Publish(Oid watermark_seq, int64 high)
 							   Int64GetDatum(high), BoolGetDatum(true));
 	SetUserIdAndSecContext(save_userid, save_sec);
 	last_published = GetCurrentTimestamp();
+	if (watermark_seq == known_seq)
+		known_watermark = high;
 }
 
 /*
@@ -132,17 +141,33 @@ es_watermark_at_commit(int64 last_position, Oid gate, Oid events_seq,
 	if (es_watermark_interval < 0 || !OidIsValid(watermark_seq) ||
 		!StandbysPossible())
 		return;
+
+	/*
+	 * The cheap checks first, without a lock: the watermark only rises, so
+	 * one known to cover this transaction still does.
+	 */
+	if (watermark_seq != known_seq)
+	{
+		known_seq = watermark_seq;
+		known_watermark = 0;
+	}
+	if (last_position <= known_watermark)
+		return;
+	if (es_sequence_last_value(events_seq) != last_position &&
+		!TimestampDifferenceExceeds(last_published, GetCurrentTimestamp(),
+									es_watermark_interval))
+		return;
 	if (!ConditionalLockRelationOid(watermark_seq, ShareUpdateExclusiveLock))
 		return;
 
 	/* Taking the lock read invalidations: the sequence may be gone. */
-	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(watermark_seq)) &&
-		last_position > es_sequence_last_value(watermark_seq) &&
-		(es_sequence_last_value(events_seq) == last_position ||
-		 TimestampDifferenceExceeds(last_published, GetCurrentTimestamp(),
-									es_watermark_interval)) &&
-		es_gate_high_water_nowait(gate, events_seq, &high))
-		Publish(watermark_seq, high);
+	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(watermark_seq)))
+	{
+		known_watermark = es_sequence_last_value(watermark_seq);
+		if (last_position > known_watermark &&
+			es_gate_high_water_nowait(gate, events_seq, &high))
+			Publish(watermark_seq, high);
+	}
 	UnlockRelationOid(watermark_seq, ShareUpdateExclusiveLock);
 }
 
