@@ -34,7 +34,7 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 REGRESS = append_event append_events idempotency read_stream stream_version \
 	bad_input large_events append_only privileges table_changes global_log checkpoints \
 	fuzz security row_security cancel lock_all_streams snapshots \
-	delete_stream tombstone retention erasure
+	delete_stream tombstone retention erasure parked_events
 REGRESS_OPTS = --inputdir=test --outputdir=test/results_regress
 
 ISOLATION = alice_and_bob same_field wait_behind_open_transaction \
@@ -45,7 +45,7 @@ ISOLATION = alice_and_bob same_field wait_behind_open_transaction \
 	no_stall_event_id import_holds_store ddl_on_row_type lock_before_window \
 	snapshot_waits_for_append delete_against_append tombstone_against_retry \
 	purge_against_readers retention_against_consumer_group redaction_against_readers \
-	lifecycle_cache
+	lifecycle_cache parked_replay_race
 ISOLATION_OPTS = --inputdir=test --outputdir=test/results_isolation
 
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers

@@ -192,6 +192,183 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- BEGIN parked events
 
+/*
+ * Parked events (poison messages).  A projection that cannot apply an event
+ * would fail every batch from its checkpoint at that same event, for ever.
+ * Instead it applies each event of a batch inside a savepoint; when an apply
+ * fails, it rolls back to the savepoint, parks the event with its error
+ * (park_event) and goes on; and it saves its checkpoint at the end of the
+ * batch, in the same transaction.  The applied events, the parkings and the
+ * checkpoint then commit together or not at all, so every event of the batch
+ * is applied once or parked once, never both, never neither: exactly-once
+ * holds for every event that is not parked.
+ *
+ * A parked event is replayed later, once its cause is fixed: in one
+ * transaction, a replayer takes the subscriber's lock (the one its batches
+ * take), reads the parked events (read_parked), applies each and unparks it
+ * (unpark_event).  unpark_event deletes the parking and says whether it did.
+ * A second replayer of the same event, in a transaction of its own, blocks
+ * on that row until the first one ends, and then gets false (under
+ * REPEATABLE READ or SERIALIZABLE, 40001) if the first committed: it must
+ * roll back what it applied.  An event is therefore applied by at most one
+ * replay that commits, and a replay that fails again parks it again
+ * (park_event counts the attempts).
+ *
+ * A parking names its event by global position and keeps no copy of it.
+ * read_parked shows the event as the read functions would show it now: with
+ * the caller's privileges and row-level security, and without what a delete,
+ * truncation, retention limit, erasure or purge has hidden or removed since
+ * it was parked (then its event columns are NULL, and the parking still
+ * shows, for a replayer to unpark).  park_event refuses a position where the
+ * caller can read no event, by the same rule.  There is no foreign key to
+ * the events: an event may be erased or purged while it is parked.
+ *
+ * The functions run with the caller's rights (SECURITY INVOKER): a
+ * projection role needs SELECT on the events, and SELECT, INSERT, UPDATE and
+ * DELETE on parked_events, as on checkpoints.  The table is kept by pg_dump.
+ */
+CREATE TABLE event_store.parked_events (
+	subscriber	text NOT NULL,
+	global_position bigint NOT NULL,
+	error		text NOT NULL,
+	attempts	integer NOT NULL DEFAULT 1,
+	parked_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	CONSTRAINT parked_events_pkey PRIMARY KEY (subscriber, global_position),
+	CONSTRAINT parked_events_global_position_check
+		CHECK (global_position OPERATOR(pg_catalog.>=) 1),
+	CONSTRAINT parked_events_attempts_check
+		CHECK (attempts OPERATOR(pg_catalog.>=) 1)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('event_store.parked_events', '');
+
+/*
+ * Park an event a subscriber could not apply, with its error; parking it
+ * again replaces the error and the time and counts one more attempt.
+ * Returns the attempts.  PL/pgSQL only to raise its errors: NULL arguments
+ * (22004), and a position where the caller can read no event (P0002).
+ */
+CREATE FUNCTION event_store.park_event(
+	subscriber text,
+	global_position bigint,
+	error text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	parked_attempts integer;
+BEGIN
+	IF park_event.subscriber IS NULL OR park_event.global_position IS NULL
+	   OR park_event.error IS NULL THEN
+		RAISE EXCEPTION 'subscriber, global_position and error must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+
+	IF NOT EXISTS (
+		SELECT FROM event_store.events e
+		 WHERE e.global_position OPERATOR(pg_catalog.=) park_event.global_position
+		   AND e.version OPERATOR(pg_catalog.>=)
+			   event_store.first_visible_version(e.stream_id)) THEN
+		RAISE EXCEPTION 'no event at global position %', park_event.global_position
+			USING ERRCODE = 'no_data_found',
+				  DETAIL = 'No event that the current role can read is stored at that position.',
+				  HINT = 'Park an event that read_all or read_category returned.';
+	END IF;
+
+	INSERT INTO event_store.parked_events AS p (subscriber, global_position, error)
+	VALUES (park_event.subscriber, park_event.global_position, park_event.error)
+	ON CONFLICT ON CONSTRAINT parked_events_pkey DO UPDATE
+	   SET error = excluded.error,
+		   attempts = p.attempts OPERATOR(pg_catalog.+) 1,
+		   parked_at = pg_catalog.now()
+	RETURNING p.attempts INTO parked_attempts;
+
+	RETURN parked_attempts;
+END;
+$$;
+
+/*
+ * A subscriber's parked events after a position, in position order, with
+ * each event as the read functions show it now (NULL event columns when
+ * they show nothing any more).  NULL max_count: no limit; NULL
+ * after_position: from the start.  A plain SQL function, inlined into the
+ * calling query.
+ */
+CREATE FUNCTION event_store.read_parked(
+	subscriber text,
+	max_count bigint DEFAULT 100,
+	after_position bigint DEFAULT 0)
+RETURNS TABLE (
+	global_position bigint,
+	stream_id	text,
+	version		bigint,
+	event_id	uuid,
+	event_type	text,
+	data		jsonb,
+	metadata	jsonb,
+	created_at	timestamptz,
+	error		text,
+	attempts	integer,
+	parked_at	timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY INVOKER
+BEGIN ATOMIC
+	SELECT p.global_position, e.stream_id, e.version, e.event_id,
+		   e.event_type, e.data, e.metadata, e.created_at,
+		   p.error, p.attempts, p.parked_at
+	  FROM event_store.parked_events p
+	  LEFT JOIN event_store.events e
+		ON e.global_position OPERATOR(pg_catalog.=) p.global_position
+	   AND e.version OPERATOR(pg_catalog.>=)
+		   event_store.first_visible_version(e.stream_id)
+	 WHERE p.subscriber OPERATOR(pg_catalog.=) read_parked.subscriber
+	   AND p.global_position OPERATOR(pg_catalog.>)
+		   COALESCE(read_parked.after_position, 0::bigint)
+	 ORDER BY p.global_position
+	 LIMIT read_parked.max_count;
+END;
+
+/*
+ * Remove a parking; true if this call removed it.  A replayer applies the
+ * event and unparks it in one transaction, and commits only on true: false
+ * means another replayer unparked it first.  NULL arguments return NULL.
+ */
+CREATE FUNCTION event_store.unpark_event(subscriber text, global_position bigint)
+RETURNS boolean
+LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY INVOKER
+BEGIN ATOMIC
+	WITH unparked AS (
+		DELETE FROM event_store.parked_events p
+		 WHERE p.subscriber OPERATOR(pg_catalog.=) unpark_event.subscriber
+		   AND p.global_position OPERATOR(pg_catalog.=) unpark_event.global_position
+		RETURNING p.global_position)
+	SELECT EXISTS (SELECT FROM unparked);
+END;
+
+REVOKE ALL ON event_store.parked_events FROM PUBLIC;
+REVOKE ALL ON FUNCTION
+	event_store.park_event(text, bigint, text),
+	event_store.read_parked(text, bigint, bigint),
+	event_store.unpark_event(text, bigint)
+	FROM PUBLIC;
+
+COMMENT ON TABLE event_store.parked_events IS
+	'Events a subscriber could not apply, parked with their error until a replay applies them';
+COMMENT ON COLUMN event_store.parked_events.global_position IS
+	'The parked event''s global position (no copy of the event is kept)';
+COMMENT ON COLUMN event_store.parked_events.error IS
+	'The error of the last failed attempt';
+COMMENT ON COLUMN event_store.parked_events.attempts IS
+	'How many times the event was parked';
+COMMENT ON COLUMN event_store.parked_events.parked_at IS
+	'When the event was last parked (the start of that transaction)';
+COMMENT ON FUNCTION event_store.park_event(text, bigint, text) IS
+	'Park an event a subscriber could not apply, with its error; returns the attempts so far';
+COMMENT ON FUNCTION event_store.read_parked(text, bigint, bigint) IS
+	'A subscriber''s parked events after a position, in order: each error, and the event as the read functions show it now';
+COMMENT ON FUNCTION event_store.unpark_event(text, bigint) IS
+	'Remove a parking; true if this call removed it (a replayer commits only then)';
+
 -- END parked events
 
 REVOKE ALL ON FUNCTION
