@@ -33,14 +33,14 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 # One regression file per feature, one isolation spec per concurrency story.
 REGRESS = append_event append_events idempotency read_stream stream_version \
 	bad_input large_events append_only privileges table_changes global_log checkpoints \
-	fuzz security row_security cancel lock_all_streams snapshots \
+	fuzz security row_security cancel lock_all_streams snapshots filtered_reads wait_for_event \
 	delete_stream tombstone retention erasure parked_events
 REGRESS_OPTS = --inputdir=test --outputdir=test/results_regress
 
 ISOLATION = alice_and_bob same_field wait_behind_open_transaction \
 	create_same_stream idempotent_retry_race batch_conflict_midway \
 	different_streams advisory_keys lock_waits reinstall snapshot_isolation \
-	read_all_slow_writer read_all_position_window read_all_open_reader \
+	read_all_slow_writer read_all_position_window read_all_open_reader filtered_read_slow_writer log_holders \
 	consumer_group notify read_all_row_security no_stall_unique_index \
 	no_stall_event_id import_holds_store ddl_on_row_type lock_before_window \
 	snapshot_waits_for_append delete_against_append tombstone_against_retry \
