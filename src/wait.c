@@ -317,6 +317,7 @@ wait_for_event(PG_FUNCTION_ARGS)
 	MemoryContext probecxt;
 	int64		reached;
 	int64		found = 0;
+	bool		first = true;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -364,8 +365,13 @@ wait_for_event(PG_FUNCTION_ARGS)
 			if (use_cv)
 				ConditionVariablePrepareToSleep(&state->cv);
 			old = MemoryContextSwitchTo(probecxt);
-			if (LogMark() > reached)
+			/*
+			 * The first probe runs whatever the mark says: it checks the
+			 * caller's privilege and the arguments.
+			 */
+			if (first || LogMark() > reached)
 				found = es_log_probe(&reached, category, types);
+			first = false;
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(probecxt);
 			if (found != 0)
