@@ -204,17 +204,28 @@ export function readStream<E extends EventBody = EventBody>(
 // ---------------------------------------------------------------------------
 // The global log and checkpoints
 
-export interface ReadAllOptions {
+export interface LogReadOptions {
   /** Read the events after this position (default 0: from the start). */
   after?: Position;
   /** At most this many events (default 1000). */
   maxCount?: Int8;
+  /**
+   * Only events of these types (0.5.0): an array of non-empty strings; an
+   * empty array matches nothing. The server scans past the others.
+   */
+  eventTypes?: string[] | null;
+}
+
+export interface ReadAllOptions extends LogReadOptions {
+  /** Only events of these categories (0.5.0); an empty array matches nothing. */
+  categories?: string[] | null;
 }
 
 /**
  * Read one page of the global log: the events after `after`, ascending by
  * global position, never skipping an event that may still commit. Continue
  * from the last event's globalPosition; an empty page means nothing more yet.
+ * With filters, continue from readAllWithPosition's position instead.
  */
 export function readAll<E extends EventBody = EventBody>(
   client: Queryable,
@@ -232,7 +243,7 @@ export interface ConsumerGroup {
   size: number;
 }
 
-export interface ReadCategoryOptions extends ReadAllOptions {
+export interface ReadCategoryOptions extends LogReadOptions {
   consumerGroup?: ConsumerGroup | null;
 }
 
@@ -245,6 +256,62 @@ export function readCategory<E extends EventBody = EventBody>(
   category: string,
   options?: ReadCategoryOptions,
 ): Promise<Array<RecordedEvent<E>>>;
+
+/** A page of the log and how far its read got. */
+export interface LogPage<E extends EventBody = EventBody> {
+  events: Array<RecordedEvent<E>>;
+  /**
+   * event_store.last_read_position() of the read: every event at or below
+   * it that the read had to return, it returned. The checkpoint to save and
+   * to continue from, also when a filter left the page short or empty.
+   */
+  position: Position;
+}
+
+/**
+ * readAll and last_read_position() in one statement (0.5.0): the page and
+ * how far the read got, past the events the filters left out.
+ */
+export function readAllWithPosition<E extends EventBody = EventBody>(
+  client: Queryable,
+  options?: ReadAllOptions,
+): Promise<LogPage<E>>;
+
+/** readCategory and last_read_position() in one statement (0.5.0). */
+export function readCategoryWithPosition<E extends EventBody = EventBody>(
+  client: Queryable,
+  category: string,
+  options?: ReadCategoryOptions,
+): Promise<LogPage<E>>;
+
+export interface WaitForEventOptions {
+  /** Wait for an event after this position (default 0). */
+  after?: Position;
+  /** The longest wait in ms, 0 or more (default 30000). */
+  timeoutMs?: number;
+  /** Only an event of this category. */
+  category?: string | null;
+  /** Only an event of one of these types. */
+  eventTypes?: string[] | null;
+  /**
+   * Stop waiting when it aborts: the client sends a cancel request for the
+   * statement, and the call rejects with the signal's reason. Needs a
+   * pg.Pool, or a connected pg.Client or PoolClient.
+   */
+  signal?: AbortSignal | null;
+}
+
+/**
+ * event_store.wait_for_event (0.5.0): resolves to the position of the first
+ * event after `after` (of the category and types) that a read of the
+ * global log would return, as soon as there is one, or to null when
+ * timeoutMs passes first. One statement, so it works through pgbouncer in
+ * transaction mode. It holds a connection while it waits, and a
+ * statement_timeout (or pg's query_timeout) shorter than timeoutMs ends it
+ * first. An EventStoreError with code '25000' under REPEATABLE READ or
+ * SERIALIZABLE.
+ */
+export function waitForEvent(client: Queryable, options?: WaitForEventOptions): Promise<Position | null>;
 
 /** A subscriber's checkpoint; 0 if it has none. */
 export function getCheckpoint(client: Queryable, subscriber: string): Promise<Position>;
@@ -261,6 +328,138 @@ export function saveCheckpoint(
   position: Position,
   options?: SaveCheckpointOptions,
 ): Promise<Position>;
+
+// ---------------------------------------------------------------------------
+// Status (extension 0.5.0)
+
+/** A row of the view event_store.subscriptions. */
+export interface SubscriptionStatus {
+  subscriber: string;
+  checkpoint: Position;
+  /** The highest position stored. */
+  headPosition: Position;
+  /** head - checkpoint (0 at least): rolled-back positions and other categories' events count too. */
+  lagPositions: Int8;
+  /** Events stored after the checkpoint, counted. */
+  lagEvents: Int8;
+  /** How old the first event after the checkpoint is, in ms; 0 when caught up. */
+  lagMs: number;
+  /** When the checkpoint was last saved. */
+  savedAt: Date;
+}
+
+/** Every subscriber's status, by name; with `subscriber`, its row only ([] if it has no checkpoint). */
+export function subscriptions(
+  client: Queryable,
+  options?: { subscriber?: string | null },
+): Promise<SubscriptionStatus[]>;
+
+/** A row of the view event_store.log_holders: what holds the global log back. */
+export interface LogHolder {
+  /** The lowest position whose transaction is still open. */
+  position: Position;
+  /** Its session's process id; null for a prepared transaction, or one that has ended since. */
+  pid: number | null;
+  roleName: string | null;
+  applicationName: string | null;
+  clientAddr: string | null;
+  /** 'idle in transaction' is the classic culprit. */
+  state: string | null;
+  xactStart: Date | null;
+  xactAgeMs: number | null;
+  stateChange: Date | null;
+  query: string | null;
+}
+
+/** What holds the global log back right now; [] when nothing does. */
+export function logHolders(client: Queryable): Promise<LogHolder[]>;
+
+/** The highest global position stored (0 for an empty store). */
+export function headPosition(client: Queryable): Promise<Position>;
+
+/** The watermark for hot standbys as published (on a standby, as replayed). */
+export function watermark(client: Queryable): Promise<Position>;
+
+/** Publish the watermark now, on the primary; resolves to it. */
+export function publishWatermark(client: Queryable): Promise<Position>;
+
+// ---------------------------------------------------------------------------
+// Parked events (extension 0.5.0)
+
+/** A parked event: a row of event_store.read_parked. */
+export interface ParkedEvent<E extends EventBody = EventBody> {
+  globalPosition: Position;
+  /** The event as reads show it now; null when it is gone (deleted, erased, purged, ...). */
+  event: RecordedEvent<E> | null;
+  /** The error of the last failed attempt. */
+  error: string;
+  /** How many times it was parked. */
+  attempts: number;
+  /** When it was last parked. */
+  parkedAt: Date;
+}
+
+/**
+ * Park an event a subscriber could not apply, with its error text;
+ * resolves to the attempts so far (parking it again adds one). An
+ * EventStoreError with code 'P0002' for a position where the role can read
+ * no event.
+ */
+export function parkEvent(client: Queryable, subscriber: string, globalPosition: Position, error: string): Promise<number>;
+
+export interface ReadParkedOptions {
+  /** At most this many (default 100). */
+  maxCount?: Int8;
+  /** The parked events after this position (default 0). */
+  after?: Position;
+}
+
+/** A page of a subscriber's parked events, by position. */
+export function readParked<E extends EventBody = EventBody>(
+  client: Queryable,
+  subscriber: string,
+  options?: ReadParkedOptions,
+): Promise<Array<ParkedEvent<E>>>;
+
+/**
+ * Remove a parking; true if this call removed it. Call it in the
+ * transaction that applies the event, and roll back on false.
+ */
+export function unparkEvent(client: Queryable, subscriber: string, globalPosition: Position): Promise<boolean>;
+
+export interface ReplayParkedOptions {
+  /** Parked events per transaction, a positive integer (default 100). */
+  pageSize?: number;
+}
+
+export interface ReplayResult {
+  /** Applied and unparked. */
+  replayed: number;
+  /** The handler failed again: parked again with the new error. */
+  failed: number;
+  /** Gone from the log since they were parked: unparked without the handler. */
+  missing: number;
+  /** Unparked by another replayer first. */
+  skipped: number;
+  /** The errors of the failed ones. */
+  errors: Array<{ globalPosition: Position; error: unknown }>;
+}
+
+/**
+ * Apply a subscriber's parked events again. Each page is one transaction
+ * that takes the subscriber's lock; each event, in a savepoint, is
+ * unparked and handed to handler(client, [event], parked). A handler that
+ * throws rolls the event's savepoint back and parks it again with the new
+ * error. Errors that pass on their own (40001, 40P01, 55P03, 57014, a lost
+ * connection) roll the page back and reject: run it again. `client`: a
+ * pg.Pool, or a pg.Client or PoolClient outside any transaction.
+ */
+export function replayParked<E extends EventBody = EventBody>(
+  client: Queryable,
+  subscriber: string,
+  handler: (client: PoolClient, events: Array<RecordedEvent<E>>, parked: ParkedEvent<E>) => unknown,
+  options?: ReplayParkedOptions,
+): Promise<ReplayResult>;
 
 // ---------------------------------------------------------------------------
 // Snapshots
@@ -669,12 +868,21 @@ export interface SubscribeOptions<E extends EventBody = EventBody> {
   category?: string | null;
   /** Only with a category (a TypeError otherwise): read only this member's share of it. */
   consumerGroup?: ConsumerGroup | null;
+  /**
+   * Only events of these types (0.5.0). The checkpoint still moves past
+   * the others (last_read_position).
+   */
+  eventTypes?: string[] | null;
+  /** Without `category` only: follow these categories of the log (0.5.0). */
+  categories?: string[] | null;
   /** Events per batch, a positive safe integer (default 500). */
   batchSize?: number;
   /**
-   * How long to wait after a short batch, or when another runner of the
-   * subscriber holds its lock, in ms, above 0 and at most 2^31 - 1
-   * (default 1000).
+   * After a short batch, the longest wait for new events (one
+   * wait_for_event, which returns as soon as there is one), or, with
+   * `listen` or on a server before 0.5.0, the sleep before reading again;
+   * also the wait when another runner of the subscriber holds its lock. In
+   * ms, above 0 and at most 2^31 - 1 (default 1000).
    */
   pollIntervalMs?: number;
   /**
@@ -685,8 +893,9 @@ export interface SubscribeOptions<E extends EventBody = EventBody> {
   retryDelayMs?: number;
   /**
    * A direct connection (a connection string, or pg.Client settings) to
-   * LISTEN on channel event_store, which wakes the runner early. Not
-   * through pgbouncer in transaction mode.
+   * LISTEN on channel event_store, which wakes the runner early: the
+   * runner then sleeps pollIntervalMs instead of waiting with
+   * wait_for_event. Not through pgbouncer in transaction mode.
    */
   listen?: string | ClientConfig;
   /**
@@ -695,6 +904,18 @@ export interface SubscribeOptions<E extends EventBody = EventBody> {
    * ends the runner and `done` rejects.
    */
   onError?: (err: unknown) => void;
+  /**
+   * What an error of the handler does (0.5.0 for 'park'). 'fail' (the
+   * default): the batch fails. 'park': the batch is applied in a savepoint;
+   * when that fails, its events are applied again one by one, each in a
+   * savepoint, and an event whose handler throws is rolled back and parked
+   * with String(err), in the batch's transaction, and the batch goes on.
+   * Errors that pass on their own (40001, 40P01, 55P03, 57014, VE001, a lost
+   * connection) still fail the batch.
+   */
+  onEventError?: 'fail' | 'park';
+  /** Called after a batch commits, for each event it parked. */
+  onParked?: (event: RecordedEvent<E>, error: unknown, attempts: number) => void;
 }
 
 /** A running projection. */
@@ -714,9 +935,11 @@ export interface Subscription {
  * Start a projection runner that applies the global log (or one category)
  * to a read model exactly once. Each batch is one transaction on one
  * connection from the pool: try the subscriber's lock, read after its
- * checkpoint, handler(client, events), save the checkpoint, commit. When
- * another runner holds the lock, the runner ends the transaction and waits
- * pollIntervalMs instead of queueing for the lock.
+ * checkpoint, handler(client, events), save the checkpoint (how far the
+ * read got), commit. When another runner holds the lock, the runner ends
+ * the transaction and waits pollIntervalMs instead of queueing for the
+ * lock. After a short batch it waits for more with wait_for_event (0.5.0),
+ * which stop() cancels.
  */
 export function subscribe<E extends EventBody = EventBody>(
   pool: Pool,

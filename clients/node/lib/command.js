@@ -540,4 +540,4 @@ async function lastOwnVersion(db, streamId, err, sent) {
   return version;
 }
 
-module.exports = { handleCommand, createStateCache, isTransient, backoffDelay };
+module.exports = { handleCommand, createStateCache, isTransient, backoffDelay, sqlState, RETRYABLE_SQLSTATES };

@@ -41,11 +41,50 @@ const STREAM_VERSION_SQL = 'SELECT event_store.stream_version($1) AS version';
 const READ_ALL_SQL = `SELECT ${EVENT_COLUMNS} FROM event_store.read_all($1, $2)`;
 const READ_CATEGORY_SQL =
   `SELECT ${EVENT_COLUMNS} FROM event_store.read_category($1, $2, $3, $4, $5)`;
+// The filtered forms (0.5.0). Without filters the calls above are sent, so
+// that unfiltered reads still work on a server before 0.5.0.
+const READ_ALL_FILTERED_SQL =
+  `SELECT ${EVENT_COLUMNS} FROM event_store.read_all($1, $2, $3::text[], $4::text[])`;
+const READ_CATEGORY_FILTERED_SQL =
+  `SELECT ${EVENT_COLUMNS} FROM event_store.read_category($1, $2, $3, $4, $5, $6::text[])`;
+const READ_ALL_POSITION_SQL = withReadPosition(
+  'event_store.read_all($1, $2, $3::text[], $4::text[])');
+const READ_CATEGORY_POSITION_SQL = withReadPosition(
+  'event_store.read_category($1, $2, $3, $4, $5, $6::text[])');
 const CHECKPOINT_SQL = 'SELECT event_store.checkpoint($1) AS position';
 const SAVE_CHECKPOINT_SQL = 'SELECT event_store.save_checkpoint($1, $2, $3) AS position';
 const SAVE_SNAPSHOT_SQL = 'SELECT event_store.save_snapshot($1, $2, $3::jsonb) AS version';
 const READ_SNAPSHOT_SQL =
   'SELECT version, state, created_at FROM event_store.read_snapshot($1, $2)';
+
+/*
+ * One statement that reads a page with a read_all or read_category call and
+ * returns, beside it, event_store.last_read_position(): how far that read
+ * got. The page is a materialized CTE, and the position is computed in
+ * another whose FROM counts the page's rows, so it is taken after the read
+ * has run, in the same transaction (the statement's). The page's rows come
+ * out joined to the one row of the position, in order; an empty page gives
+ * one row with the position and NULL event columns.
+ */
+function withReadPosition(readCall) {
+  return `WITH page AS MATERIALIZED (SELECT * FROM ${readCall}), ` +
+    'reached AS MATERIALIZED (SELECT event_store.last_read_position() AS read_position ' +
+    'FROM (SELECT count(*) FROM page) n) ' +
+    `SELECT reached.read_position, ${EVENT_COLUMNS} FROM reached LEFT JOIN page ON true ` +
+    'ORDER BY page.global_position';
+}
+
+/*
+ * The events and the position of a page read by a withReadPosition
+ * statement: { events, position }.
+ */
+function toPage(rows) {
+  const events = [];
+  for (const row of rows) {
+    if (row.global_position !== null) events.push(toEvent(row));
+  }
+  return { events, position: rows.length > 0 ? fromInt8(rows[0].read_position) : null };
+}
 
 /* Turn a row of event_store.event into an event object. */
 function toEvent(row) {
@@ -192,22 +231,37 @@ async function settleTimeout(client, config, timeoutErr) {
 /*
  * Send a cancel request for a backend (through pgbouncer: for the server
  * connection it has linked to this client) on a connection of its own.
- * Nothing here waits for it: the statement's end is what confirms it.
+ * Returns a promise that resolves when that connection has closed; the
+ * statement's end is what confirms the cancel.
  */
 function sendCancel(host, port, processID, secretKey) {
-  const con = new pg.Connection();
-  // The server closes the connection once it has read the request.
-  const timer = setTimeout(() => con.stream.destroy(), 10000);
-  timer.unref();
-  con.on('error', () => {});
-  con.on('end', () => clearTimeout(timer));
-  con.once('connect', () => con.cancel(processID, secretKey));
-  try {
-    if (typeof host === 'string' && host.startsWith('/')) con.connect(`${host}/.s.PGSQL.${port}`);
-    else con.connect(port, host);
-  } catch (_) {
-    clearTimeout(timer);
-  }
+  return new Promise((resolve) => {
+    const con = new pg.Connection();
+    // The server closes the connection once it has read the request (and
+    // signalled the backend): the promise resolves then, or on an error,
+    // or after 10 s.
+    const timer = setTimeout(() => {
+      con.stream.destroy();
+      resolve();
+    }, 10000);
+    timer.unref();
+    con.on('error', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    con.on('end', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    con.once('connect', () => con.cancel(processID, secretKey));
+    try {
+      if (typeof host === 'string' && host.startsWith('/')) con.connect(`${host}/.s.PGSQL.${port}`);
+      else con.connect(port, host);
+    } catch (_) {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
 }
 
 /*
@@ -433,27 +487,83 @@ async function* readStream(client, streamId, options = {}) {
 }
 
 /*
- * Read one page of the global log: events after the position, ascending,
- * never skipping an event that may still commit.
+ * Check an optional list of event types or categories for a filtered read:
+ * an array of non-empty strings (an empty array matches nothing). Returns it,
+ * or null when absent.
  */
-async function readAll(client, { after = 0, maxCount = 1000 } = {}) {
+function namesParam(value, name) {
+  if (value === undefined || value === null) return null;
+  if (!Array.isArray(value)) {
+    throw new TypeError(`${name} must be an array of strings, got ${describe(value)}`);
+  }
+  for (let i = 0; i < value.length; i++) checkName(value[i], `${name}[${i}]`);
+  return value.slice();
+}
+
+/* The parameters of read_all's filtered form: [after, maxCount, eventTypes, categories]. */
+function readAllParams({ after = 0, maxCount = 1000, eventTypes, categories } = {}) {
+  return [
+    toInt8Param(after, 'after', 0),
+    toInt8Param(maxCount, 'maxCount', 0),
+    namesParam(eventTypes, 'eventTypes'),
+    namesParam(categories, 'categories'),
+  ];
+}
+
+/*
+ * The parameters of read_category's filtered form:
+ * [category, after, maxCount, member, size, eventTypes].
+ */
+function readCategoryParams(category, { after = 0, maxCount = 1000, consumerGroup, eventTypes } = {}) {
+  checkName(category, 'category');
   const afterText = toInt8Param(after, 'after', 0);
   const countText = toInt8Param(maxCount, 'maxCount', 0);
-  const res = await run(client, READ_ALL_SQL, [afterText, countText], {});
+  const [member, size] = groupParams(consumerGroup);
+  return [category, afterText, countText, member, size, namesParam(eventTypes, 'eventTypes')];
+}
+
+/*
+ * Read one page of the global log: events after the position, ascending,
+ * never skipping an event that may still commit. eventTypes and categories
+ * (arrays; 0.5.0) keep only the events of those types and categories.
+ */
+async function readAll(client, options = {}) {
+  const params = readAllParams(options);
+  const filtered = params[2] !== null || params[3] !== null;
+  const res = filtered
+    ? await run(client, READ_ALL_FILTERED_SQL, params, {})
+    : await run(client, READ_ALL_SQL, params.slice(0, 2), {});
   return res.rows.map(toEvent);
 }
 
 /*
  * Read one page of a category (stream ids up to their first '-'), optionally
- * one consumer-group member's share: consumerGroup = {member, size}.
+ * one consumer-group member's share: consumerGroup = {member, size}; and
+ * only events of the types in eventTypes (0.5.0).
  */
-async function readCategory(client, category, { after = 0, maxCount = 1000, consumerGroup } = {}) {
-  checkName(category, 'category');
-  const afterText = toInt8Param(after, 'after', 0);
-  const countText = toInt8Param(maxCount, 'maxCount', 0);
-  const [member, size] = groupParams(consumerGroup);
-  const res = await run(client, READ_CATEGORY_SQL, [category, afterText, countText, member, size], {});
+async function readCategory(client, category, options = {}) {
+  const params = readCategoryParams(category, options);
+  const res = params[5] !== null
+    ? await run(client, READ_CATEGORY_FILTERED_SQL, params, {})
+    : await run(client, READ_CATEGORY_SQL, params.slice(0, 5), {});
   return res.rows.map(toEvent);
+}
+
+/*
+ * readAll, and how far the read got, in one statement: { events, position }.
+ * position is event_store.last_read_position() of that read (0.5.0): the
+ * checkpoint to continue from, past the events a filter left out, also when
+ * the page is empty.
+ */
+async function readAllWithPosition(client, options = {}) {
+  const res = await run(client, READ_ALL_POSITION_SQL, readAllParams(options), {});
+  return toPage(res.rows);
+}
+
+/* readCategory, and how far the read got, in one statement: { events, position }. */
+async function readCategoryWithPosition(client, category, options = {}) {
+  const res = await run(client, READ_CATEGORY_POSITION_SQL, readCategoryParams(category, options), {});
+  return toPage(res.rows);
 }
 
 /* Check a consumer group option and return [member, size] (nulls when absent). */
@@ -548,6 +658,14 @@ module.exports = {
   readStreamPage,
   readAll,
   readCategory,
+  readAllWithPosition,
+  readCategoryWithPosition,
+  namesParam,
+  withReadPosition,
+  toPage,
+  sendCancel,
+  settleTimeout,
+  timeoutError,
   getCheckpoint,
   saveCheckpoint,
   saveSnapshot,

@@ -614,3 +614,114 @@ test('isLifecycleEvent: the $lifecycle stream and a type beginning with $', () =
   assert.equal(es.isLifecycleEvent({ stream_id: '$lifecycle', type: '$deleted' }), false, 'a raw row is not an event');
   for (const bad of [null, undefined, 5, '$lifecycle', {}]) assert.equal(es.isLifecycleEvent(bad), false);
 });
+
+test('filtered reads: the unfiltered calls keep their 0.4.0 form; filters go as text arrays', async () => {
+  const client = recordingClientWith([]);
+  const q = () => client.queries[client.queries.length - 1];
+  await es.readAll(client, { after: 5, maxCount: 10 });
+  assert.match(q().text, /event_store\.read_all\(\$1, \$2\)/);
+  assert.deepEqual(q().values, ['5', '10']);
+  const types = ['A', 'B'];
+  await es.readAll(client, { eventTypes: types });
+  assert.match(q().text, /event_store\.read_all\(\$1, \$2, \$3::text\[\], \$4::text\[\]\)/);
+  assert.deepEqual(q().values, ['0', '1000', ['A', 'B'], null]);
+  assert.notEqual(q().values[2], types, 'the array is copied');
+  await es.readAll(client, { categories: [] });
+  assert.deepEqual(q().values, ['0', '1000', null, []]);
+  await es.readCategory(client, 'c', { consumerGroup: { member: 1, size: 2 } });
+  assert.match(q().text, /event_store\.read_category\(\$1, \$2, \$3, \$4, \$5\)/);
+  assert.deepEqual(q().values, ['c', '0', '1000', 1, 2]);
+  await es.readCategory(client, 'c', { eventTypes: ['X'], after: 9007199254740993n });
+  assert.match(q().text, /event_store\.read_category\(\$1, \$2, \$3, \$4, \$5, \$6::text\[\]\)/);
+  assert.deepEqual(q().values, ['c', '9007199254740993', '1000', null, null, ['X']]);
+  for (const bad of ['A', [''], [1], [null], {}, ['\uD800']]) {
+    await assert.rejects(es.readAll(client, { eventTypes: bad }), TypeError);
+    await assert.rejects(es.readAll(client, { categories: bad }), TypeError);
+    await assert.rejects(es.readCategory(client, 'c', { eventTypes: bad }), TypeError);
+    await assert.rejects(es.readAllWithPosition(client, { eventTypes: bad }), TypeError);
+  }
+  assert.equal(client.queries.length, 5);
+});
+
+test('readAllWithPosition: one statement; the page and the position from its rows', async () => {
+  const row = (p) => ({
+    read_position: '9007199254740995', global_position: p, stream_id: 's-1', version: '1',
+    event_id: '01890000-0000-7000-8000-000000000000', event_type: 'T', data: {}, metadata: null,
+    created_at: new Date(0),
+  });
+  const client = recordingClientWith([row('7'), row('9')]);
+  const page = await es.readAllWithPosition(client, { after: 3, eventTypes: ['T'] });
+  assert.equal(client.queries.length, 1);
+  assert.match(client.queries[0].text, /last_read_position\(\)/);
+  assert.deepEqual(client.queries[0].values, ['3', '1000', ['T'], null]);
+  assert.deepEqual(page.events.map((e) => e.globalPosition), [7, 9]);
+  assert.equal(page.position, 9007199254740995n);
+  // An empty page is one row of NULL event columns.
+  const empty = await es.readCategoryWithPosition(recordingClientWith([{ ...row(null), read_position: '12' }]), 'c');
+  assert.deepEqual(empty, { events: [], position: 12 });
+});
+
+test('waitForEvent: its parameters, and null at the timeout', async () => {
+  const client = recordingClientWith([{ position: null }]);
+  assert.equal(await es.waitForEvent(client, { after: 4, timeoutMs: 1500, category: 'c', eventTypes: ['T'] }), null);
+  assert.match(client.queries[0].text, /event_store\.wait_for_event\(\$1, make_interval\(secs => \$2::double precision\), \$3, \$4::text\[\]\)/);
+  assert.deepEqual(client.queries[0].values, ['4', '1.5', 'c', ['T']]);
+  await es.waitForEvent(client);
+  assert.deepEqual(client.queries[1].values, ['0', '30', null, null]);
+  const found = await es.waitForEvent(recordingClientWith([{ position: '9007199254740993' }]), { timeoutMs: 0 });
+  assert.equal(found, 9007199254740993n);
+  for (const timeoutMs of [-1, NaN, Infinity, '10', null]) {
+    await assert.rejects(es.waitForEvent(client, { timeoutMs }), TypeError);
+  }
+  await assert.rejects(es.waitForEvent(client, { after: -1 }), RangeError);
+  await assert.rejects(es.waitForEvent(client, { category: '' }), TypeError);
+  await assert.rejects(es.waitForEvent(client, { signal: 'abort' }), TypeError);
+  const aborted = AbortSignal.abort();
+  await assert.rejects(es.waitForEvent(client, { signal: aborted }), { name: 'AbortError' });
+  // A signal needs a connection it can cancel a statement on.
+  await assert.rejects(es.waitForEvent(client, { signal: new AbortController().signal }), TypeError);
+  assert.equal(client.queries.length, 2);
+});
+
+test('parking: which errors are parked and which fail the batch', () => {
+  const { parkable, errorText } = require('../lib/parked');
+  const server = (code) => Object.assign(new Error(code), { code, severity: 'ERROR' });
+  assert.equal(parkable(new Error('the handler refused')), true);
+  assert.equal(parkable(new TypeError('a bug')), true);
+  assert.equal(parkable('a string'), true);
+  for (const code of ['23505', '22P02', '42501', '25P02', 'P0001', 'VE003']) assert.equal(parkable(server(code)), true, code);
+  for (const code of ['40001', '40P01', '55P03', '57014', '08006', '57P01', 'VE001']) assert.equal(parkable(server(code)), false, code);
+  assert.equal(parkable(es.mapError(server('40001'))), false);
+  assert.equal(parkable(new Error('Query read timeout')), false);
+  assert.equal(errorText(new RangeError('out of range')), 'RangeError: out of range');
+  assert.equal(errorText('plain\u0000text'), 'plaintext');
+  assert.equal(errorText({ toString() { throw new Error('no'); } }), '[object Object]');
+});
+
+test('subscribe and the parking functions refuse bad options before any query', async () => {
+  let connects = 0;
+  const pool = { connect: () => { connects++; return new Promise(() => {}); } };
+  const h = () => {};
+  for (const options of [
+    { subscriber: 's', handler: h, eventTypes: 'T' },
+    { subscriber: 's', handler: h, eventTypes: [''] },
+    { subscriber: 's', handler: h, categories: 'c' },
+    { subscriber: 's', handler: h, category: 'c', categories: ['d'] },
+    { subscriber: 's', handler: h, onEventError: 'skip' },
+    { subscriber: 's', handler: h, onEventError: true },
+    { subscriber: 's', handler: h, onParked: 'log' },
+  ]) {
+    assert.throws(() => es.subscribe(pool, options), TypeError, JSON.stringify(options));
+  }
+  assert.equal(connects, 0);
+  const client = recordingClientWith([]);
+  await assert.rejects(es.parkEvent(client, 's', 1, 42), TypeError);
+  await assert.rejects(es.parkEvent(client, 's', 0, 'e'), RangeError);
+  await assert.rejects(es.parkEvent(client, '', 1, 'e'), TypeError);
+  await assert.rejects(es.unparkEvent(client, 's', 1.5), TypeError);
+  await assert.rejects(es.readParked(client, 's', { maxCount: -1 }), RangeError);
+  await assert.rejects(es.replayParked(client, 's', null), TypeError);
+  await assert.rejects(es.replayParked(client, 's', h, { pageSize: 0 }), TypeError);
+  await assert.rejects(es.subscriptions(client, { subscriber: '' }), TypeError);
+  assert.equal(client.queries.length, 0);
+});
