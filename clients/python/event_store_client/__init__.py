@@ -1,9 +1,10 @@
 """A Python client for the event_store PostgreSQL extension (psycopg 3).
 
-Appends with optimistic concurrency, stream reads, the global log,
-snapshots, stream lifecycle (delete, tombstone, truncate, retention, purge,
-erasure), a command loop with idempotent retries, and exactly-once
-projections.
+Appends with optimistic concurrency, stream reads, the global log (filtered
+reads, wait_for_event), snapshots, stream lifecycle (delete, tombstone,
+truncate, retention, purge, erasure), a command loop with idempotent
+retries, exactly-once projections (with parked events), and the status of
+subscriptions.
 """
 
 from .command import Backoff, CommandResult, StateCache, handle_command
@@ -24,7 +25,17 @@ from .errors import (
     is_transient,
     translate,
 )
-from .events import Event, RecordedEvent, Snapshot, StreamInfo, new_event_id
+from .events import (
+    Event,
+    LogHolder,
+    LogPage,
+    ParkedEvent,
+    RecordedEvent,
+    Snapshot,
+    StreamInfo,
+    SubscriptionStatus,
+    new_event_id,
+)
 from .lifecycle import (
     LIFECYCLE_STREAM,
     delete_stream,
@@ -44,12 +55,23 @@ from .store import (
     append_to_stream,
     checkpoint,
     read_all,
+    read_all_with_position,
     read_category,
+    read_category_with_position,
     read_snapshot,
     read_stream,
     save_checkpoint,
     save_snapshot,
     stream_version,
+)
+from .parked import ReplayResult, park_event, read_parked, replay_parked, unpark_event
+from .status import (
+    head_position,
+    log_holders,
+    publish_watermark,
+    subscriptions,
+    wait_for_event,
+    watermark,
 )
 from .subscription import Subscription, subscribe
 
@@ -69,9 +91,13 @@ __all__ = [
     "EventStoreError",
     "InvalidInput",
     "LockTimeout",
+    "LogHolder",
+    "LogPage",
+    "ParkedEvent",
     "PermissionDenied",
     "ReadOnly",
     "RecordedEvent",
+    "ReplayResult",
     "SerializationConflict",
     "Snapshot",
     "StateCache",
@@ -79,6 +105,7 @@ __all__ = [
     "StreamInfo",
     "StreamTombstoned",
     "Subscription",
+    "SubscriptionStatus",
     "TransientError",
     "WrongExpectedVersion",
     "append_to_stream",
@@ -86,22 +113,34 @@ __all__ = [
     "delete_stream",
     "erase_stream",
     "handle_command",
+    "head_position",
     "is_lifecycle_event",
     "is_transient",
+    "log_holders",
     "new_event_id",
+    "park_event",
+    "publish_watermark",
     "purge",
     "read_all",
+    "read_all_with_position",
     "read_category",
+    "read_category_with_position",
+    "read_parked",
     "read_snapshot",
     "read_stream",
     "redact_event",
+    "replay_parked",
     "save_checkpoint",
     "save_snapshot",
     "set_stream_retention",
     "stream_info",
     "stream_version",
     "subscribe",
+    "subscriptions",
     "tombstone_stream",
     "translate",
     "truncate_stream",
+    "unpark_event",
+    "wait_for_event",
+    "watermark",
 ]

@@ -9,9 +9,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Union
+from typing import Any, List, Mapping, NamedTuple, Optional, Union
 
-__all__ = ["Event", "RecordedEvent", "Snapshot", "StreamInfo", "new_event_id"]
+__all__ = ["Event", "LogHolder", "LogPage", "ParkedEvent", "RecordedEvent", "Snapshot",
+           "StreamInfo", "SubscriptionStatus", "new_event_id"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,74 @@ class StreamInfo:
     max_count: Optional[int]
     max_age: Optional[datetime.timedelta]
     tombstoned: bool
+
+
+class LogPage(NamedTuple):
+    """A page of the global log and how far its read got (0.5.0).
+
+    ``position`` is ``event_store.last_read_position()`` of the read: every
+    event at or below it that the read had to return, it returned. It is the
+    checkpoint to save and to continue from, also when a filter left the
+    page short or empty. Unpacks as ``events, position = page``.
+    """
+
+    events: List[RecordedEvent]
+    position: int
+
+
+@dataclass(frozen=True)
+class SubscriptionStatus:
+    """A row of the view ``event_store.subscriptions`` (0.5.0).
+
+    ``lag_positions`` is the head minus the checkpoint (rolled-back
+    positions and other categories' events count too); ``lag_events`` the
+    events stored after the checkpoint; ``lag`` how old the first of them
+    is (zero when caught up); ``saved_at`` when the checkpoint was saved.
+    """
+
+    subscriber: str
+    checkpoint: int
+    head_position: int
+    lag_positions: int
+    lag_events: int
+    lag: datetime.timedelta
+    saved_at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class LogHolder:
+    """A row of the view ``event_store.log_holders`` (0.5.0): the lowest
+    position whose transaction is still open, and that session's activity
+    (``pid`` and the rest are None for a prepared transaction, or one that
+    has ended since; ``client_addr`` as psycopg reads an ``inet``)."""
+
+    position: int
+    pid: Optional[int]
+    role_name: Optional[str]
+    application_name: Optional[str]
+    client_addr: Any
+    state: Optional[str]
+    xact_start: Optional[datetime.datetime]
+    xact_age: Optional[datetime.timedelta]
+    state_change: Optional[datetime.datetime]
+    query: Optional[str]
+
+
+@dataclass(frozen=True)
+class ParkedEvent:
+    """A parked event: a row of ``event_store.read_parked`` (0.5.0).
+
+    ``event`` is the event as reads show it now, or None when it is gone
+    (deleted, erased, purged, ... since it was parked); ``error`` the last
+    failed attempt's error; ``attempts`` how many times it was parked;
+    ``parked_at`` when it was last parked.
+    """
+
+    global_position: int
+    event: Optional[RecordedEvent]
+    error: str
+    attempts: int
+    parked_at: datetime.datetime
 
 
 class _Uuid7:

@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import args_row
 
 from .errors import translated
-from .events import Event, RecordedEvent, Snapshot
+from .events import Event, LogPage, RecordedEvent, Snapshot
 
 __all__ = [
     "ANY",
@@ -29,6 +29,8 @@ __all__ = [
     "stream_version",
     "read_all",
     "read_category",
+    "read_all_with_position",
+    "read_category_with_position",
     "checkpoint",
     "save_checkpoint",
     "save_snapshot",
@@ -67,6 +69,38 @@ _READ_CATEGORY = (
     f"SELECT {_COLUMNS} FROM event_store.read_category("
     "%s::text, %s::bigint, %s::bigint, %s::integer, %s::integer)"
 )
+# The filtered forms (0.5.0). Without filters the calls above are sent, so
+# that unfiltered reads still work on a server before 0.5.0.
+_READ_ALL_CALL = "event_store.read_all(%s::bigint, %s::bigint, %s::text[], %s::text[])"
+_READ_CATEGORY_CALL = (
+    "event_store.read_category(%s::text, %s::bigint, %s::bigint, %s::integer, %s::integer,"
+    " %s::text[])"
+)
+_READ_ALL_FILTERED = f"SELECT {_COLUMNS} FROM {_READ_ALL_CALL}"
+_READ_CATEGORY_FILTERED = f"SELECT {_COLUMNS} FROM {_READ_CATEGORY_CALL}"
+
+
+def with_read_position(read_call: str) -> str:
+    """One statement that reads a page with a read_all or read_category call
+    and returns, beside it, ``event_store.last_read_position()``: how far that
+    read got.
+
+    The page is a materialized CTE, and the position is computed in another
+    whose FROM counts the page's rows, so it is taken after the read has run,
+    in the same transaction (the statement's). Each row is the position and
+    an event, in order; an empty page gives one row with NULL event columns.
+    """
+    return (
+        f"WITH page AS MATERIALIZED (SELECT * FROM {read_call}), "
+        "reached AS MATERIALIZED (SELECT event_store.last_read_position() AS read_position"
+        " FROM (SELECT count(*) FROM page) n) "
+        f"SELECT reached.read_position, {_COLUMNS} FROM reached LEFT JOIN page ON true"
+        " ORDER BY page.global_position"
+    )
+
+
+_READ_ALL_POSITION = with_read_position(_READ_ALL_CALL)
+_READ_CATEGORY_POSITION = with_read_position(_READ_CATEGORY_CALL)
 
 
 def _json_default(value: Any) -> Any:
@@ -254,35 +288,111 @@ def _check_log_args(after_position: Any, max_count: Any) -> None:
         raise ValueError("max_count must not be negative")
 
 
-def read_all(conn: psycopg.Connection, after_position: int = 0,
-             max_count: int = 1000) -> List[RecordedEvent]:
-    """Return up to ``max_count`` events of the global log after a position.
+def require_names(value: Any, name: str) -> Optional[List[str]]:
+    """Check an optional filter (event types, categories): a sequence of
+    non-empty strings, not a string itself. An empty one matches nothing.
+    Returns it as a list, or None."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, set, frozenset)):
+        raise TypeError(f"{name} must be a list of str, not {type(value).__name__}")
+    names = list(value)
+    for item in names:
+        if not isinstance(item, str):
+            raise TypeError(f"{name} must hold only str, not {type(item).__name__}")
+        if not item:
+            raise ValueError(f"{name} must not hold an empty string")
+    return names
 
-    Ascending by global position; an event that may still commit is never
-    skipped, so the last position returned is an exact checkpoint.
-    """
-    _check_log_args(after_position, max_count)
-    with translated():
-        with conn.cursor(row_factory=args_row(RecordedEvent)) as cur:
-            cur.execute(_READ_ALL, (after_position, max_count))
-            return cur.fetchall()
 
-
-def read_category(conn: psycopg.Connection, category: str, after_position: int = 0,
-                  max_count: int = 1000, member: Optional[int] = None,
-                  group_size: Optional[int] = None) -> List[RecordedEvent]:
-    """Like :func:`read_all`, over one category (stream ids up to their first
-    ``-``), or over one consumer-group member's share of it."""
+def _check_category_args(category: Any, after_position: Any, max_count: Any,
+                         member: Any, group_size: Any) -> None:
     _require_stream_id(category, "category")
     _check_log_args(after_position, max_count)
     _require_int("member", member, allow_none=True)
     _require_int("group_size", group_size, allow_none=True)
     if (member is None) != (group_size is None):
         raise ValueError("member and group_size go together")
+
+
+def _fetch_events(conn: psycopg.Connection, query: str, params: Sequence[Any]
+                  ) -> List[RecordedEvent]:
     with translated():
         with conn.cursor(row_factory=args_row(RecordedEvent)) as cur:
-            cur.execute(_READ_CATEGORY, (category, after_position, max_count, member, group_size))
+            cur.execute(query, params)
             return cur.fetchall()
+
+
+def _fetch_page(conn: psycopg.Connection, query: str, params: Sequence[Any]) -> LogPage:
+    with translated():
+        rows = conn.execute(query, params).fetchall()
+    events = [RecordedEvent(*row[1:]) for row in rows if row[1] is not None]
+    return LogPage(events, rows[0][0] if rows else None)
+
+
+def read_all(conn: psycopg.Connection, after_position: int = 0,
+             max_count: int = 1000, *, event_types: Optional[Sequence[str]] = None,
+             categories: Optional[Sequence[str]] = None) -> List[RecordedEvent]:
+    """Return up to ``max_count`` events of the global log after a position.
+
+    Ascending by global position; an event that may still commit is never
+    skipped, so the last position returned is an exact checkpoint.
+    ``event_types`` and ``categories`` (0.5.0) keep only the events of those
+    types and categories; with them, continue from
+    :func:`read_all_with_position`'s position rather than the last event's.
+    """
+    _check_log_args(after_position, max_count)
+    types = require_names(event_types, "event_types")
+    cats = require_names(categories, "categories")
+    if types is None and cats is None:
+        return _fetch_events(conn, _READ_ALL, (after_position, max_count))
+    return _fetch_events(conn, _READ_ALL_FILTERED, (after_position, max_count, types, cats))
+
+
+def read_category(conn: psycopg.Connection, category: str, after_position: int = 0,
+                  max_count: int = 1000, member: Optional[int] = None,
+                  group_size: Optional[int] = None, *,
+                  event_types: Optional[Sequence[str]] = None) -> List[RecordedEvent]:
+    """Like :func:`read_all`, over one category (stream ids up to their first
+    ``-``), or over one consumer-group member's share of it; ``event_types``
+    (0.5.0) keeps only events of those types."""
+    _check_category_args(category, after_position, max_count, member, group_size)
+    types = require_names(event_types, "event_types")
+    if types is None:
+        return _fetch_events(conn, _READ_CATEGORY,
+                             (category, after_position, max_count, member, group_size))
+    return _fetch_events(conn, _READ_CATEGORY_FILTERED,
+                         (category, after_position, max_count, member, group_size, types))
+
+
+def read_all_with_position(conn: psycopg.Connection, after_position: int = 0,
+                           max_count: int = 1000, *,
+                           event_types: Optional[Sequence[str]] = None,
+                           categories: Optional[Sequence[str]] = None) -> LogPage:
+    """:func:`read_all` and how far the read got, in one statement (0.5.0).
+
+    Returns a :class:`LogPage` ``(events, position)``: ``position`` is
+    ``event_store.last_read_position()`` of that read, the checkpoint to
+    save and to continue from, past the events the filters left out, also
+    when the page is empty.
+    """
+    _check_log_args(after_position, max_count)
+    types = require_names(event_types, "event_types")
+    cats = require_names(categories, "categories")
+    return _fetch_page(conn, _READ_ALL_POSITION, (after_position, max_count, types, cats))
+
+
+def read_category_with_position(conn: psycopg.Connection, category: str,
+                                after_position: int = 0, max_count: int = 1000,
+                                member: Optional[int] = None,
+                                group_size: Optional[int] = None, *,
+                                event_types: Optional[Sequence[str]] = None) -> LogPage:
+    """:func:`read_category` and how far the read got, in one statement
+    (0.5.0): a :class:`LogPage` ``(events, position)``."""
+    _check_category_args(category, after_position, max_count, member, group_size)
+    types = require_names(event_types, "event_types")
+    return _fetch_page(conn, _READ_CATEGORY_POSITION,
+                       (category, after_position, max_count, member, group_size, types))
 
 
 def checkpoint(conn: psycopg.Connection, subscriber: str) -> int:
