@@ -120,6 +120,7 @@ fi
 es_install_test_deps
 run_clients direct
 es_start_pgbouncer
+run_script pgbouncer_wait test/pgbouncer_wait.sh
 ES_PGBOUNCER_HOST=$ES_PGBOUNCER_HOST ES_PGBOUNCER_PORT=$ES_PGBOUNCER_PORT \
 	run_clients "through pgbouncer, transaction mode"
 
