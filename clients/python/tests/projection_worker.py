@@ -1,9 +1,11 @@
 """A projection process for the kill-and-restart test.
 
-Usage: projection_worker.py CONNINFO LISTEN_CONNINFO SUBSCRIBER [--no-prepare]
+Usage: projection_worker.py CONNINFO LISTEN_CONNINFO SUBSCRIBER [--no-prepare] [--listen]
 
 Follows the global log into the read model (tables rm_totals and
-rm_applied, made by the test) until SIGTERM. rm_applied's primary key makes
+rm_applied, made by the test) until SIGTERM, which stops it from the signal
+handler (cancelling a wait_for_event in progress). With --listen it waits
+with LISTEN on LISTEN_CONNINFO instead. rm_applied's primary key makes
 an event applied twice fail the batch, and the runner stop, instead of being
 counted twice. Each batch sleeps a little inside its transaction, so that a
 kill usually lands in the middle of one.
@@ -50,8 +52,9 @@ def main() -> None:
     def connect() -> psycopg.Connection:
         return psycopg.connect(conninfo, autocommit=True, **options)
 
+    listen = listen_conninfo if "--listen" in sys.argv[4:] else None
     subscription = es.Subscription(connect, name, apply, batch_size=50, poll_interval=0.5,
-                                   listen=listen_conninfo)
+                                   listen=listen)
     signal.signal(signal.SIGTERM, lambda *_: subscription.stop())
     print("started", flush=True)
     subscription.run()
