@@ -371,6 +371,12 @@ COMMENT ON FUNCTION event_store.unpark_event(text, bigint) IS
 
 -- END parked events
 
+/*
+ * A first watermark, so that standbys of a store updated to 0.5.0 read what
+ * it already has before the next append.
+ */
+SELECT event_store.publish_watermark();
+
 REVOKE ALL ON FUNCTION
 	event_store.last_read_position(),
 	event_store.wait_for_event(bigint, interval, text, text[]),

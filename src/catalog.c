@@ -350,8 +350,27 @@ static const char *const index_role_names[ES_NUM_INDEX_ROLES] = {
 Oid
 es_index_for(const EsCatalog *cat, Relation table, EsIndexRole role)
 {
+	bool		of_events = (role != ES_INDEX_STREAM_ID);
+
 	if (OidIsValid(cat->index[role]))
 		return cat->index[role];
+
+	/*
+	 * A catalog rebuilt by a call that opened only the other table has not
+	 * looked at this table's indexes: look now (the caller holds a lock on
+	 * the table).
+	 */
+	if (of_events ? !cat->events_indexes_found : !cat->streams_indexes_found)
+	{
+		EsCatalog	found = *cat;
+
+		FindIndexes(&found, table, of_events);
+		if (of_events)
+			found.events_indexes_found = true;
+		else
+			found.streams_indexes_found = true;
+		return es_index_for(&found, table, role);
+	}
 	if (OidIsValid(cat->unusable[role]))
 	{
 		char	   *name = get_rel_name(cat->unusable[role]);
@@ -595,6 +614,8 @@ es_catalog_open(LOCKMODE mode, Relation *events, Relation *streams)
 			 * or the lifecycle columns until a table is checked again.
 			 */
 			*copy = cache;
+			copy->events_indexes_found = events_checked;
+			copy->streams_indexes_found = streams_checked;
 			return copy;
 		}
 

@@ -84,11 +84,11 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+	es_watermark_init();
 	MarkGUCPrefixReserved("event_store");
 	previous_emit_log_hook = emit_log_hook;
 	emit_log_hook = QuietConflicts;
 	es_catalog_init();
 	es_visibility_init();
 	es_wait_init();
-	es_watermark_init();
 }

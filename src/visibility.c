@@ -162,7 +162,11 @@ static void
 ForgetOnSubAbort(SubXactEvent event, SubTransactionId mySubid,
 				 SubTransactionId parentSubid, void *arg)
 {
-	if (event == SUBXACT_EVENT_ABORT_SUB)
+	/*
+	 * Only a transaction that wrote $lifecycle can have built the cache
+	 * from a write that the subtransaction's abort takes back.
+	 */
+	if (event == SUBXACT_EVENT_ABORT_SUB && wrote_lifecycle)
 		hiding_streams = InvalidOid;
 }
 

@@ -20,34 +20,47 @@
  * readable beyond it until that moves, so most wake-ups cost one read of a
  * sequence's page.
  *
+ * Each probe runs in a subtransaction that is rolled back, which releases
+ * the locks it took: a waiter holds no lock while it sleeps, so DDL that
+ * needs one (REINDEX, ALTER EXTENSION) does not queue behind a waiter, and
+ * appends do not queue behind that DDL for as long as the waiter waits.
+ *
  * Between probes the waiter sleeps:
  *
  *	With shared memory (the library in shared_preload_libraries on any
  *	major, or, from 17, a named DSM segment that needs no configuration), on
  *	a condition variable that every appending transaction broadcasts when it
- *	commits or rolls back, or a subtransaction of it rolls back: the moments
- *	at which an event can become readable.  A waiter prepares to sleep before
- *	it probes, so a broadcast during the probe wakes it.  Appends broadcast
- *	only when the waiter count is not zero, read after their commit became
- *	visible and after a full barrier; a waiter raises the count (a full
- *	barrier) before its first probe.  So either the append sees the waiter,
- *	or the waiter's probe, whose snapshot is taken later, sees the commit.
- *	After a wake-up a waiter waits out WAKE_THROTTLE_MS before its next
- *	probe, so that waiters follow a busy log at a bounded rate instead of
- *	once per commit; the commits meanwhile are found by that probe.  It also
+ *	commits or rolls back, or a subtransaction that appended rolls back: the
+ *	moments at which an event can become readable.  Appends do so only when
+ *	the waiter count is not zero, read after their commit became visible and
+ *	after a full barrier, and then also count the end in "ended"; a waiter
+ *	raises the waiter count (a full barrier) before its first probe, reads
+ *	"ended" before each probe, and after the probe prepares to sleep and
+ *	sleeps only if "ended" has not moved.  So an end either comes after the
+ *	waiter prepared, and its broadcast wakes it, or moved "ended", and the
+ *	waiter probes again without sleeping; and the probe's snapshot, taken
+ *	after the end it did not see counted, sees that commit.  A woken waiter
+ *	probes at once if its last probe is older than its throttle, else when
+ *	it is: the throttle starts at WAKE_THROTTLE_MIN_MS and doubles after
+ *	each probe that found nothing, up to WAKE_THROTTLE_MAX_MS, so on a
+ *	quiet log a waiter wakes at once, and on a busy one it probes at a
+ *	bounded rate (the events meanwhile are found by the next probe).  It also
  *	wakes every WAKE_FALLBACK_MS by itself, for the events no append
  *	announces: a prepared transaction committed by COMMIT PREPARED, rows of
  *	a plain INSERT.
  *
  *	Without shared memory (15 and 16 without shared_preload_libraries), and
- *	on a hot standby (the writers are on the primary), by polling every
- *	POLL_MS.
+ *	on a hot standby (the writers are on the primary), by polling: every
+ *	POLL_MIN_MS while the log moves, backing off to POLL_MAX_MS while it
+ *	does not.
  *
  * The wait honours cancel and statement_timeout, and shows as wait event
  * "Extension".  Like any statement it holds its snapshot's horizon while it
- * runs, so long timeouts hold back VACUUM's cleanup as long.  It refuses to
- * run under REPEATABLE READ or SERIALIZABLE, whose one snapshot would never
- * show it a new event.
+ * runs, so long timeouts hold back VACUUM's cleanup as long; on a hot
+ * standby without hot_standby_feedback, the replay of such cleanup waits
+ * for it (up to max_standby_streaming_delay).  It refuses to run under
+ * REPEATABLE READ or SERIALIZABLE, whose one snapshot would never show it a
+ * new event.
  *
  * src/wait.c
  *
@@ -69,6 +82,7 @@
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -77,14 +91,20 @@
 
 PG_FUNCTION_INFO_V1(wait_for_event);
 
-#define WAKE_THROTTLE_MS	1
-#define WAKE_FALLBACK_MS	1000
-#define POLL_MS				10
+#define WAKE_THROTTLE_MIN_MS	1
+#define WAKE_THROTTLE_MAX_MS	16
+#define WAKE_FALLBACK_MS		1000
+#define POLL_MIN_MS				5
+#define POLL_MAX_MS				40
 
 /* What waiters and appending transactions share. */
 typedef struct EsWakeState
 {
 	pg_atomic_uint32 waiters;	/* backends inside wait_for_event */
+	pg_atomic_uint64 ended;		/* appending transactions ended while some
+								 * backend waited */
+	pg_atomic_uint64 owed_watermark;	/* a watermark a committing append
+										 * could not publish (watermark.c) */
 	ConditionVariable cv;		/* broadcast when an appending transaction
 								 * ends */
 } EsWakeState;
@@ -107,6 +127,7 @@ static int64 xact_last_position = 0;
 static Oid	xact_gate = InvalidOid;
 static Oid	xact_events_seq = InvalidOid;
 static Oid	xact_watermark_seq = InvalidOid;
+static SubTransactionId xact_last_append_subid = InvalidSubTransactionId;
 static bool xact_callbacks_registered = false;
 
 static void InitWakeState(void *ptr);
@@ -120,6 +141,8 @@ static void AtSubXactEvent(SubXactEvent event, SubTransactionId mySubid,
 static void Uncount(int code, Datum arg);
 static long TimeoutMs(Interval *timeout);
 static int64 LogMark(void);
+static int64 Probe(int64 *reached, bool force, text *category,
+				   ArrayType *types, MemoryContext cxt, bool *probed);
 
 static void
 InitWakeState(void *ptr)
@@ -127,6 +150,8 @@ InitWakeState(void *ptr)
 	EsWakeState *state = (EsWakeState *) ptr;
 
 	pg_atomic_init_u32(&state->waiters, 0);
+	pg_atomic_init_u64(&state->ended, 0);
+	pg_atomic_init_u64(&state->owed_watermark, 0);
 	ConditionVariableInit(&state->cv);
 }
 
@@ -187,7 +212,10 @@ Wake(void)
 		return;
 	pg_memory_barrier();
 	if (pg_atomic_read_u32(&state->waiters) > 0)
+	{
+		pg_atomic_fetch_add_u64(&state->ended, 1);
 		ConditionVariableBroadcast(&state->cv);
+	}
 }
 
 static void
@@ -198,6 +226,7 @@ AtXactEvent(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
 			es_watermark_at_commit(xact_last_position, xact_gate,
 								   xact_events_seq, xact_watermark_seq);
 			break;
@@ -220,7 +249,13 @@ static void
 AtSubXactEvent(SubXactEvent event, SubTransactionId mySubid,
 			   SubTransactionId parentSubid, void *arg)
 {
-	if (event == SUBXACT_EVENT_ABORT_SUB && xact_appended)
+	/*
+	 * Subtransaction ids rise, and a subtransaction ends before a later
+	 * sibling begins: an append at or above the aborting one was made in it
+	 * (a wait's own probes, later, are not).
+	 */
+	if (event == SUBXACT_EVENT_ABORT_SUB && xact_appended &&
+		xact_last_append_subid >= mySubid)
 		Wake();
 }
 
@@ -243,7 +278,36 @@ es_note_append(const EsCatalog *cat, int64 last_position)
 	xact_gate = cat->gate;
 	xact_events_seq = cat->events_seq;
 	xact_watermark_seq = cat->watermark_seq;
+	xact_last_append_subid = GetCurrentSubTransactionId();
 	xact_appended = true;
+}
+
+/*
+ * The watermark owed by committing appends that could not publish it, for
+ * the next committer to publish (watermark.c); 0 without shared memory.
+ */
+int64
+es_wake_owed_watermark(void)
+{
+	EsWakeState *state = preloaded_state != NULL ? preloaded_state : named_state;
+
+	return state == NULL ? 0 : (int64) pg_atomic_read_u64(&state->owed_watermark);
+}
+
+/* Raise the owed watermark to at least position. */
+void
+es_wake_owe_watermark(int64 position)
+{
+	EsWakeState *state = preloaded_state != NULL ? preloaded_state : named_state;
+	uint64		current;
+
+	if (state == NULL)
+		return;
+	current = pg_atomic_read_u64(&state->owed_watermark);
+	while (current < (uint64) position &&
+		   !pg_atomic_compare_exchange_u64(&state->owed_watermark, &current,
+										   (uint64) position))
+		;
 }
 
 /* At exit, stop counting this backend among the waiters. */
@@ -301,6 +365,51 @@ LogMark(void)
 }
 
 /*
+ * One probe, in a subtransaction that is rolled back, so that the locks it
+ * takes on the extension's relations are released before the waiter
+ * sleeps: a waiter holds no lock that DDL could queue behind, and so no
+ * append queues behind such DDL for the waiter's sake.  Unless force, it
+ * reads the mark first and does not probe (*probed false) when nothing can
+ * be new.  Allocations go to cxt.
+ */
+static int64
+Probe(int64 *reached, bool force, text *category, ArrayType *types,
+	  MemoryContext cxt, bool *probed)
+{
+	ResourceOwner owner = CurrentResourceOwner;
+	MemoryContext caller = CurrentMemoryContext;
+	volatile int64 found = 0;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		if (force || LogMark() > *reached)
+		{
+			found = es_log_probe(reached, category, types);
+			*probed = true;
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(caller);
+	CurrentResourceOwner = owner;
+	return found;
+}
+
+/*
  * event_store.wait_for_event(after_position bigint, timeout interval,
  *		category text, event_types text[]) returns bigint
  */
@@ -318,6 +427,9 @@ wait_for_event(PG_FUNCTION_ARGS)
 	int64		reached;
 	int64		found = 0;
 	bool		first = true;
+	TimestampTz last_probe = 0;
+	long		throttle_ms = WAKE_THROTTLE_MIN_MS;
+	long		poll_ms = POLL_MIN_MS;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -360,41 +472,63 @@ wait_for_event(PG_FUNCTION_ARGS)
 		{
 			TimestampTz now;
 			long		remaining;
-			MemoryContext old;
+			uint64		seen = 0;
+			bool		probed = false;
 
-			if (use_cv)
-				ConditionVariablePrepareToSleep(&state->cv);
-			old = MemoryContextSwitchTo(probecxt);
 			/*
-			 * The first probe runs whatever the mark says: it checks the
-			 * caller's privilege and the arguments.
+			 * Read the count of ended appends before probing: one that ends
+			 * during the probe or after it changes the count, and then the
+			 * waiter does not sleep.
 			 */
-			if (first || LogMark() > reached)
-				found = es_log_probe(&reached, category, types);
-			first = false;
-			MemoryContextSwitchTo(old);
+			if (use_cv)
+				seen = pg_atomic_read_u64(&state->ended);
+			found = Probe(&reached, first, category, types, probecxt, &probed);
 			MemoryContextReset(probecxt);
+			first = false;
 			if (found != 0)
 				break;
 
 			now = GetCurrentTimestamp();
+			if (probed)
+			{
+				last_probe = now;
+				throttle_ms = Min(throttle_ms * 2, WAKE_THROTTLE_MAX_MS);
+				poll_ms = POLL_MIN_MS;
+			}
+			else
+				poll_ms = Min(poll_ms * 2, POLL_MAX_MS);
 			if (now >= deadline)
 				break;
 			remaining = (long) ((deadline - now + 999) / 1000);
 
 			if (use_cv)
 			{
-				(void) ConditionVariableTimedSleep(&state->cv,
-												   Min(remaining, WAKE_FALLBACK_MS),
-												   PG_WAIT_EXTENSION);
-				(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 WAKE_THROTTLE_MS, PG_WAIT_EXTENSION);
+				long		since;
+
+				ConditionVariablePrepareToSleep(&state->cv);
+				if (pg_atomic_read_u64(&state->ended) == seen)
+					(void) ConditionVariableTimedSleep(&state->cv,
+													   Min(remaining, WAKE_FALLBACK_MS),
+													   PG_WAIT_EXTENSION);
+				ConditionVariableCancelSleep();
+
+				/*
+				 * Woken: probe now if the last probe is older than the
+				 * throttle, else when it is, so that on a busy log a waiter
+				 * probes at a bounded rate; the ends meanwhile are found by
+				 * that probe.
+				 */
+				since = (long) ((GetCurrentTimestamp() - last_probe) / 1000);
+				if (since < throttle_ms && since >= 0)
+					(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+									 Min(throttle_ms - since, remaining),
+									 PG_WAIT_EXTENSION);
 			}
 			else
 			{
 				(void) WaitLatch(MyLatch,
 								 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 Min(remaining, POLL_MS), PG_WAIT_EXTENSION);
+								 Min(remaining, poll_ms), PG_WAIT_EXTENSION);
 				ResetLatch(MyLatch);
 			}
 			CHECK_FOR_INTERRUPTS();

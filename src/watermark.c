@@ -35,19 +35,30 @@
  *
  * WHO PUBLISHES, AND WHEN
  *
- * Appends do, as they commit (XACT_EVENT_PRE_COMMIT), when the transaction's
- * last position is above the stored watermark and either this transaction
- * holds the last position taken (it is the latest append, so nobody else
- * would cover it) or this backend has not published for
- * event_store.watermark_interval.  A committing append never waits for
- * this: if another publisher holds the sequence, or an append is inside its
- * window (after a few immediate re-checks), it does not publish, and the
- * append that follows does.  event_store.publish_watermark() publishes on
- * demand, waiting like a reader, for a job that runs when nothing is
- * appended (a rolled-back last append leaves the watermark below the
- * committed events before it until the next append or such a call).
- * Nothing is published with wal_level minimal or max_wal_senders 0, where
- * no standby can exist.
+ * Appends do, as they commit or prepare (XACT_EVENT_PRE_COMMIT,
+ * XACT_EVENT_PRE_PREPARE), when the transaction's last position is above
+ * the stored watermark and publishing is due: this transaction holds the
+ * last position taken (it is the latest append: nobody else would cover
+ * it), or this backend has not published for event_store.watermark_interval,
+ * or an earlier committer could not publish and said so.  A committing
+ * append never waits for this, so a due publication can fail: another
+ * publisher holds the sequence, or an append is inside its window (after a
+ * few immediate re-checks).  Then it is owed, not dropped: the committer
+ * raises the owed watermark in shared memory (wait.c) before it tries the
+ * lock; a publisher re-reads the owed watermark after letting the lock go
+ * and publishes again (a few rounds at most), and the append inside its
+ * window, or any later committer, finds it owed and publishes when it
+ * commits.  What is left: an owed publication whose last candidate rolls
+ * back waits for the next append, or for event_store.publish_watermark(),
+ * which publishes on demand, waiting like a reader; and without shared
+ * memory (15 and 16 without shared_preload_libraries) nothing is owed
+ * across sessions, so a failed publication of the latest append waits the
+ * same way.
+ *
+ * Publishing must never fail or delay a commit: it is skipped in a
+ * read-only transaction, when the sequence's owner lost UPDATE on it or its
+ * bounds exclude the value, and it holds interrupts across setval.  Nothing
+ * is published with wal_level minimal, where no standby can exist.
  *
  * src/watermark.c
  *
@@ -60,11 +71,12 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_sequence.h"
 #include "commands/sequence.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "replication/walsender.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/syscache.h"
@@ -89,13 +101,36 @@ static int64 known_watermark = 0;
 static Oid	known_seq = InvalidOid;
 
 static bool StandbysPossible(void);
+static bool WithinBounds(Oid seqid, int64 value);
+
+/* How many times a committing append publishes for others at most. */
+#define PUBLISH_ROUNDS	3
 static void Publish(Oid watermark_seq, int64 high);
 
-/* Can this server have a standby to publish for? */
+/*
+ * Can this server have a standby to publish for?  Any wal_level from
+ * replica up: a standby may also replay the WAL from an archive, with no
+ * WAL sender.
+ */
 static bool
 StandbysPossible(void)
 {
-	return XLogStandbyInfoActive() && max_wal_senders > 0;
+	return XLogStandbyInfoActive();
+}
+
+/* May setval store value in the sequence? */
+static bool
+WithinBounds(Oid seqid, int64 value)
+{
+	HeapTuple	tuple = SearchSysCache1(SEQRELID, ObjectIdGetDatum(seqid));
+	bool		ok;
+
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	ok = value >= ((Form_pg_sequence) GETSTRUCT(tuple))->seqmin &&
+		value <= ((Form_pg_sequence) GETSTRUCT(tuple))->seqmax;
+	ReleaseSysCache(tuple);
+	return ok;
 }
 
 /*
@@ -117,10 +152,21 @@ Publish(Oid watermark_seq, int64 high)
 	seq = relation_open(watermark_seq, AccessShareLock);
 	owner = seq->rd_rel->relowner;
 	relation_close(seq, NoLock);
+
+	/*
+	 * Nothing here may fail a commit for reasons of its own: skip a sequence
+	 * whose owner lost UPDATE on it or whose maximum was lowered, and hold
+	 * cancel and die interrupts across setval (the transaction is ending).
+	 */
+	if (pg_class_aclcheck(watermark_seq, owner, ACL_UPDATE) != ACLCHECK_OK ||
+		!WithinBounds(watermark_seq, high))
+		return;
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	HOLD_INTERRUPTS();
 	(void) DirectFunctionCall3(setval3_oid, ObjectIdGetDatum(watermark_seq),
 							   Int64GetDatum(high), BoolGetDatum(true));
+	RESUME_INTERRUPTS();
 	SetUserIdAndSecContext(save_userid, save_sec);
 	last_published = GetCurrentTimestamp();
 	if (watermark_seq == known_seq)
@@ -136,39 +182,69 @@ void
 es_watermark_at_commit(int64 last_position, Oid gate, Oid events_seq,
 					   Oid watermark_seq)
 {
-	int64		high;
+	int64		owed;
+	int64		target;
 
 	if (es_watermark_interval < 0 || !OidIsValid(watermark_seq) ||
-		!StandbysPossible())
+		!StandbysPossible() || XactReadOnly)
 		return;
 
 	/*
 	 * The cheap checks first, without a lock: the watermark only rises, so
-	 * one known to cover this transaction still does.
+	 * one known to cover this transaction and what is owed still does.
 	 */
 	if (watermark_seq != known_seq)
 	{
 		known_seq = watermark_seq;
 		known_watermark = 0;
 	}
-	if (last_position <= known_watermark)
+	owed = es_wake_owed_watermark();
+	target = Max(last_position, owed);
+	if (target <= known_watermark)
 		return;
-	if (es_sequence_last_value(events_seq) != last_position &&
+	if (owed <= known_watermark &&
+		es_sequence_last_value(events_seq) != last_position &&
 		!TimestampDifferenceExceeds(last_published, GetCurrentTimestamp(),
 									es_watermark_interval))
 		return;
-	if (!ConditionalLockRelationOid(watermark_seq, ShareUpdateExclusiveLock))
-		return;
 
-	/* Taking the lock read invalidations: the sequence may be gone. */
-	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(watermark_seq)))
+	/*
+	 * Due.  Say so before trying: if another publisher holds the sequence,
+	 * it reads what is owed after it lets go, and publishes again.
+	 */
+	es_wake_owe_watermark(target);
+	for (int round = 0; round < PUBLISH_ROUNDS; round++)
 	{
+		bool		windows_closed = true;
+		int64		high;
+
+		if (!ConditionalLockRelationOid(watermark_seq, ShareUpdateExclusiveLock))
+			return;
+		/* Taking the lock read invalidations: the sequence may be gone. */
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(watermark_seq)))
+		{
+			UnlockRelationOid(watermark_seq, ShareUpdateExclusiveLock);
+			return;
+		}
 		known_watermark = es_sequence_last_value(watermark_seq);
-		if (last_position > known_watermark &&
-			es_gate_high_water_nowait(gate, events_seq, &high))
-			Publish(watermark_seq, high);
+		if (target > known_watermark)
+		{
+			windows_closed = es_gate_high_water_nowait(gate, events_seq, &high);
+			if (windows_closed)
+				Publish(watermark_seq, high);
+		}
+		UnlockRelationOid(watermark_seq, ShareUpdateExclusiveLock);
+
+		/*
+		 * An append inside its window publishes what is owed when it commits;
+		 * otherwise serve what others owed while this one held the lock.
+		 */
+		if (!windows_closed)
+			return;
+		target = es_wake_owed_watermark();
+		if (target <= known_watermark)
+			return;
 	}
-	UnlockRelationOid(watermark_seq, ShareUpdateExclusiveLock);
 }
 
 /*
