@@ -4,7 +4,11 @@
 # major, inside its chroot (scripts/test.sh runs it there).
 #
 # Installs the build dependencies, builds with -Wall -Wextra -Werror,
-# installs, starts a throwaway cluster (wal_level = logical), runs the
+# installs, starts a throwaway cluster (wal_level = logical; before 17 also
+# with shared_preload_libraries = event_store, so that the wake-ups of
+# wait_for_event and the owed watermark run from shared memory there as the
+# named DSM segment gives them from 17 on without it, and both ways of
+# getting that memory are tested), runs the
 # regression and isolation suites and the cluster-level tests of test/
 # (dump and restore, upgrade, hot standby, logical replication, short runs
 # of the read_all stress, conflict stress and crash tests, and, when
@@ -16,7 +20,11 @@
 # failure.
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-es_setup -c wal_level=logical
+if [ "${PG_MAJOR:-15}" -lt 17 ]; then
+	es_setup -c wal_level=logical -c shared_preload_libraries=event_store
+else
+	es_setup -c wal_level=logical
+fi
 
 passed=0
 failed=0
