@@ -355,3 +355,55 @@ test('status: subscriptions, logHolders, headPosition, watermark, publishWaterma
   assert.ok(published >= head);
   assert.equal(await es.watermark(pool), published);
 });
+
+test('a role that may not execute last_read_position or wait_for_event: an unfiltered runner polls and saves the last event, a filtered or parking one fails saying why', async () => {
+  const role = `es_sub_${crypto.randomBytes(5).toString('hex')}`;
+  const cat = newCategory('old');
+  await pool.query(`CREATE ROLE ${role} NOLOGIN`);
+  // The grants of a projection before 0.5.0: reads and checkpoints only.
+  await pool.query(`GRANT USAGE ON SCHEMA event_store TO ${role}`);
+  await pool.query(`GRANT SELECT ON event_store.events, event_store.streams TO ${role}`);
+  await pool.query(`GRANT SELECT, INSERT, UPDATE ON event_store.checkpoints TO ${role}`);
+  await pool.query(`GRANT EXECUTE ON FUNCTION event_store.read_all(bigint, bigint, text[], text[]),
+    event_store.read_category(text, bigint, bigint, integer, integer, text[]),
+    event_store.checkpoint(text), event_store.save_checkpoint(text, bigint, boolean),
+    event_store.category(text), event_store.safe_position() TO ${role}`);
+  // Its own pool, on direct connections (a session-level SET ROLE must not
+  // go through a pooler in transaction mode).
+  const rolePool = db.pool({ ...db.directConfig, max: 3 });
+  rolePool.on('connect', (client) => client.query(`SET ROLE ${role}`));
+  try {
+    await append(`${cat}-1`, 'A', 'B');
+    const seen = [];
+    const handle = es.subscribe(rolePool, {
+      subscriber: `old-${cat}`,
+      category: cat,
+      pollIntervalMs: 50,
+      handler: async (client, events) => { seen.push(...events); },
+    });
+    try {
+      await waitFor(() => seen.length === 2, { what: 'the first batch' });
+      await append(`${newCategory('other')}-1`, 'X');
+      await append(`${cat}-2`, 'C');
+      await append(`${newCategory('other')}-1`, 'Y');
+      await waitFor(() => seen.length === 3, { what: 'the polled batch' });
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      await handle.stop();
+    }
+    await handle.done;
+    // The checkpoint is the last event's position, not the head: no
+    // last_read_position without EXECUTE on it.
+    assert.equal(await es.getCheckpoint(pool, `old-${cat}`), seen[2].globalPosition);
+    assert.ok(seen[2].globalPosition < (await es.headPosition(pool)));
+
+    const filtered = es.subscribe(rolePool, { subscriber: `oldf-${cat}`, eventTypes: ['A'], handler() {} });
+    await assert.rejects(filtered.done, /last_read_position/);
+    const parking = es.subscribe(rolePool, { subscriber: `oldp-${cat}`, onEventError: 'park', handler() {} });
+    await assert.rejects(parking.done, /park_event/);
+  } finally {
+    await rolePool.end();
+    await pool.query(`DROP OWNED BY ${role}`);
+    await pool.query(`DROP ROLE ${role}`);
+  }
+});

@@ -333,3 +333,55 @@ def test_filters_are_checked_before_any_query(bad, error):
 def test_wait_for_event_arguments_are_checked(kwargs, error):
     with pytest.raises(error):
         es.wait_for_event(NoQueries(), **kwargs)
+
+
+def test_a_role_without_the_new_functions_polls_or_refuses(db, conn):
+    """A role that may not execute last_read_position or wait_for_event: an
+    unfiltered runner polls and saves the last event's position; a filtered
+    or parking one stops with an error that says what is missing."""
+    role = f"es_sub_{random.getrandbits(40):010x}"
+    cat = new_category("old")
+    conn.execute(f"CREATE ROLE {role} NOLOGIN")
+    try:
+        # The grants of a projection before 0.5.0: reads and checkpoints only.
+        conn.execute(f"GRANT USAGE ON SCHEMA event_store TO {role}")
+        conn.execute(f"GRANT SELECT ON event_store.events, event_store.streams TO {role}")
+        conn.execute(f"GRANT SELECT, INSERT, UPDATE ON event_store.checkpoints TO {role}")
+        conn.execute(
+            "GRANT EXECUTE ON FUNCTION event_store.read_all(bigint, bigint, text[], text[]),"
+            " event_store.read_category(text, bigint, bigint, integer, integer, text[]),"
+            " event_store.checkpoint(text), event_store.save_checkpoint(text, bigint, boolean),"
+            f" event_store.category(text), event_store.safe_position() TO {role}")
+
+        def connect():
+            # A direct connection: a session-level SET ROLE must not go
+            # through a pooler in transaction mode.
+            c = db.connect_direct()
+            c.execute(f"SET ROLE {role}")
+            return c
+
+        append(conn, f"{cat}-1", "A", "B")
+        seen = []
+        runner = es.Subscription(connect, f"old-{cat}", lambda c, ev: seen.extend(ev),
+                                 category=cat, poll_interval=0.05)
+        with runner.start():
+            wait_until(lambda: len(seen) == 2, 10, "the first batch")
+            append(conn, f"{new_category('other')}-1", "X")
+            append(conn, f"{cat}-2", "C")
+            append(conn, f"{new_category('other')}-1", "Y")
+            wait_until(lambda: len(seen) == 3, 10, "the polled batch")
+            time.sleep(0.2)
+        assert runner.error is None
+        assert es.checkpoint(conn, f"old-{cat}") == seen[2].global_position
+        assert seen[2].global_position < es.head_position(conn)
+
+        for options, missing in (({"event_types": ["A"]}, "last_read_position"),
+                                 ({"on_event_error": "park"}, "park_event")):
+            refused = es.Subscription(connect, f"oldx-{cat}", lambda c, ev: None, **options)
+            with pytest.raises(psycopg.NotSupportedError, match=missing):
+                refused.run_once()
+            refused.close()
+            refused._source.close()     # run() would have closed it
+    finally:
+        conn.execute(f"DROP OWNED BY {role}")
+        conn.execute(f"DROP ROLE {role}")
