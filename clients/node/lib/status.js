@@ -116,6 +116,8 @@ async function cancellableWait(client, params, signal, watch) {
     aborted = true;
     cancel();
   };
+  // Aborted while the connection was being checked out: no event will come.
+  if (signal.aborted) throw abortReason(signal);
   signal.addEventListener('abort', onAbort, { once: true });
   try {
     const res = await client.query(config);
