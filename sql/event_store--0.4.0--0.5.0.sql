@@ -33,34 +33,74 @@
 \echo Use "ALTER EXTENSION event_store UPDATE TO '0.5.0'" to load this file. \quit
 
 /*
- * Carry a function's privileges over to the function that replaces it: the
- * grants of the dropped one, made by the new one's owner.  They are written
- * to the catalog directly, not by GRANT, so that they are not recorded as
- * the extension's initial privileges: pg_dump keeps dumping them as grants
- * of yours.
+ * Carry a function's privileges over to the function that replaces it: each
+ * grant of the dropped one (but its owner's own) is made again on the new
+ * one, by GRANT, so that the roles' dependencies are recorded as for any
+ * grant (DROP ROLE refuses a role that still has one).  A grant made by a
+ * holder of the grant option becomes the owner's.  A GRANT in an extension
+ * script is also recorded as the extension's initial privilege, which
+ * pg_dump would then leave out; so the initial privileges of the new
+ * function are set back to what its creation and REVOKE made them, and the
+ * initial-privilege dependencies those GRANTs recorded (from 17) removed:
+ * pg_dump keeps dumping the grants as the user's.
  */
-CREATE FUNCTION event_store.carry_privileges(old_acl aclitem[], new_fn regprocedure)
+CREATE FUNCTION event_store.carry_privileges(old_acl aclitem[], old_owner oid,
+											 new_fn regprocedure)
 RETURNS void
-LANGUAGE sql
-BEGIN ATOMIC
-	UPDATE pg_catalog.pg_proc p
-	   SET proacl = (SELECT pg_catalog.array_agg(pg_catalog.makeaclitem(
-								a.grantee, p.proowner, a.privilege_type,
-								a.is_grantable))
-					   FROM pg_catalog.aclexplode(old_acl) a)
-	 WHERE p.oid OPERATOR(pg_catalog.=) new_fn
-	   AND old_acl IS NOT NULL;
-END;
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+	g record;
+	initial aclitem[];
+BEGIN
+	IF old_acl IS NULL THEN
+		RETURN;
+	END IF;
+	SELECT i.initprivs INTO initial
+	  FROM pg_catalog.pg_init_privs i
+	 WHERE i.objoid OPERATOR(pg_catalog.=) new_fn
+	   AND i.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+	   AND i.objsubid OPERATOR(pg_catalog.=) 0;
+	FOR g IN SELECT a.grantee, pg_catalog.bool_or(a.is_grantable) AS grantable
+			   FROM pg_catalog.aclexplode(old_acl) a
+			  WHERE a.grantee OPERATOR(pg_catalog.<>) old_owner
+				AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+			  GROUP BY a.grantee
+	LOOP
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s%s',
+			new_fn,
+			CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+				 ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END,
+			CASE WHEN g.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+	END LOOP;
+	UPDATE pg_catalog.pg_init_privs i
+	   SET initprivs = initial
+	 WHERE i.objoid OPERATOR(pg_catalog.=) new_fn
+	   AND i.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+	   AND i.objsubid OPERATOR(pg_catalog.=) 0
+	   AND initial IS NOT NULL;
+	DELETE FROM pg_catalog.pg_shdepend d
+	 WHERE d.dbid OPERATOR(pg_catalog.=)
+		   (SELECT db.oid FROM pg_catalog.pg_database db
+			 WHERE db.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+	   AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+	   AND d.objid OPERATOR(pg_catalog.=) new_fn
+	   AND d.deptype OPERATOR(pg_catalog.=) 'i';
+END
+$fn$;
 
 DO $carry$
 DECLARE
 	all_acl		aclitem[];
 	category_acl aclitem[];
+	all_owner	oid;
+	category_owner oid;
 BEGIN
-	SELECT p.proacl INTO all_acl FROM pg_catalog.pg_proc p
+	SELECT p.proacl, p.proowner INTO all_acl, all_owner FROM pg_catalog.pg_proc p
 	 WHERE p.oid OPERATOR(pg_catalog.=)
 		   'event_store.read_all(bigint, bigint)'::pg_catalog.regprocedure;
-	SELECT p.proacl INTO category_acl FROM pg_catalog.pg_proc p
+	SELECT p.proacl, p.proowner INTO category_acl, category_owner FROM pg_catalog.pg_proc p
 	 WHERE p.oid OPERATOR(pg_catalog.=)
 		   'event_store.read_category(text, bigint, bigint, integer, integer)'::pg_catalog.regprocedure;
 
@@ -92,14 +132,14 @@ BEGIN
 		event_store.read_category(text, bigint, bigint, integer, integer, text[])
 		FROM PUBLIC;
 
-	PERFORM event_store.carry_privileges(all_acl,
+	PERFORM event_store.carry_privileges(all_acl, all_owner,
 		'event_store.read_all(bigint, bigint, text[], text[])');
-	PERFORM event_store.carry_privileges(category_acl,
+	PERFORM event_store.carry_privileges(category_acl, category_owner,
 		'event_store.read_category(text, bigint, bigint, integer, integer, text[])');
 END
 $carry$;
 
-DROP FUNCTION event_store.carry_privileges(aclitem[], regprocedure);
+DROP FUNCTION event_store.carry_privileges(aclitem[], oid, regprocedure);
 
 /*
  * Where this transaction's last read_all or read_category call got to:

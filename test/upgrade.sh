@@ -188,6 +188,8 @@ for from in "${older[@]}"; do
 			                  has_function_privilege('es_upgrade_reader',
 			                  'event_store.read_category(text, bigint, bigint, integer, integer, text[])', 'EXECUTE')::text")" \
 			"true true"
+		t_sqlstate "upgrade from $from: the role cannot be dropped while it holds them (its dependencies are recorded)" \
+			"$old" "DROP ROLE es_upgrade_reader" 2BP01
 		t_eq "upgrade from $from: pg_dump keeps those grants" \
 			"$(pg_dump -s -d "$old" | grep -cE '^GRANT ALL ON FUNCTION event_store\.read_(all|category)\(.*TO es_upgrade_reader;$')" 2
 		qd "$old" -c "REVOKE EXECUTE ON FUNCTION event_store.read_all, event_store.read_category
