@@ -33,7 +33,7 @@ DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 # One regression file per feature, one isolation spec per concurrency story.
 REGRESS = append_event append_events idempotency read_stream stream_version \
 	bad_input large_events append_only privileges table_changes global_log checkpoints \
-	fuzz security row_security cancel lock_all_streams snapshots filtered_reads wait_for_event \
+	fuzz security row_security cancel lock_all_streams snapshots filtered_reads wait_for_event watermark \
 	delete_stream tombstone retention erasure parked_events
 REGRESS_OPTS = --inputdir=test --outputdir=test/results_regress
 

@@ -190,6 +190,14 @@ es_watermark_at_commit(int64 last_position, Oid gate, Oid events_seq,
 		return;
 
 	/*
+	 * The relations are those of the transaction's appends; the transaction
+	 * may have dropped them since (DROP EXTENSION).
+	 */
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(watermark_seq)) ||
+		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(events_seq)))
+		return;
+
+	/*
 	 * The cheap checks first, without a lock: the watermark only rises, so
 	 * one known to cover this transaction and what is owed still does.
 	 */
