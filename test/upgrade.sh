@@ -145,7 +145,14 @@ for from in "${older[@]}"; do
 	qd "$old" -c "SELECT event_store.save_checkpoint('projector', 77)" >/dev/null
 	# Event types beginning with '$' were allowed; this one only looks like
 	# a lifecycle event and must stay an ordinary one.
-	qd "$old" -c "SELECT event_store.append_event('up-typed', $any, '\$deleted',
+	# (From 0.4.0 on such types are refused: there the event is of an
+	# ordinary type.)
+	if [ "$(printf '%s\n0.4.0\n' "$from" | sort -V | head -1)" = 0.4.0 ]; then
+		typed=deleted
+	else
+		typed='\$deleted'
+	fi
+	qd "$old" -c "SELECT event_store.append_event('up-typed', $any, '$typed',
 	             '{\"stream_id\": \"up-0\", \"version\": 60, \"first_visible_version\": 61}')" >/dev/null
 	# A role granted the global log's read functions (0.2.0 on: 0.2.0
 	# itself recreated them, dropping such grants).
@@ -294,55 +301,62 @@ erase_stream up-batch 40 test erasure
 0"
 	dropdb "$old"
 
-	# A stream whose id begins with '$' is kept: read as before, closed to
-	# appends.
-	res=es_upgrade_dollar_${from//./_}
-	dropdb --if-exists "$res" 2>/dev/null
-	createdb "$res"
-	qd "$res" -c "CREATE EXTENSION event_store VERSION '$from'"
-	qd "$res" -c "SELECT event_store.append_event('\$legacy', $any, 'E', '2')" >/dev/null
-	qd "$res" -c "ALTER EXTENSION event_store UPDATE"
-	t_eq "upgrade from $from: a store with a '\$' stream updates" \
-		"$(qd "$res" -c "SELECT extversion FROM pg_extension WHERE extname = 'event_store'")" "$current"
-	t_eq "upgrade from $from: the '\$' stream reads as before" \
-		"$(qd "$res" -c "SELECT string_agg(version || ':' || event_type || ':' || data, ',') FROM event_store.read_stream('\$legacy')")" "1:E:2"
-	t_sqlstate "upgrade from $from: the '\$' stream takes no more appends (22023)" "$res" \
-		"SELECT event_store.append_event('\$legacy', -2, 'E', '3')" 22023
-	t_eq "upgrade from $from: the '\$' stream can still be erased" \
-		"$(qd "$res" -c "SELECT event_store.erase_stream('\$legacy', 'request 1')")" 1
-	dropdb "$res"
+	# Stores updated across 0.4.0, which reserved the '$' prefix.
+	if [ "$(printf '%s\n0.4.0\n' "$from" | sort -V | head -1)" != 0.4.0 ]; then
+		# A stream whose id begins with '$' is kept: read as before, closed to
+		# appends.
+		res=es_upgrade_dollar_${from//./_}
+		dropdb --if-exists "$res" 2>/dev/null
+		createdb "$res"
+		qd "$res" -c "CREATE EXTENSION event_store VERSION '$from'"
+		qd "$res" -c "SELECT event_store.append_event('\$legacy', $any, 'E', '2')" >/dev/null
+		qd "$res" -c "ALTER EXTENSION event_store UPDATE"
+		t_eq "upgrade from $from: a store with a '\$' stream updates" \
+			"$(qd "$res" -c "SELECT extversion FROM pg_extension WHERE extname = 'event_store'")" "$current"
+		t_eq "upgrade from $from: the '\$' stream reads as before" \
+			"$(qd "$res" -c "SELECT string_agg(version || ':' || event_type || ':' || data, ',') FROM event_store.read_stream('\$legacy')")" "1:E:2"
+		t_sqlstate "upgrade from $from: the '\$' stream takes no more appends (22023)" "$res" \
+			"SELECT event_store.append_event('\$legacy', -2, 'E', '3')" 22023
+		t_eq "upgrade from $from: the '\$' stream can still be erased" \
+			"$(qd "$res" -c "SELECT event_store.erase_stream('\$legacy', 'request 1')")" 1
+		dropdb "$res"
 
-	# A store with a stream named '$lifecycle' is refused and left as it is.
-	res=es_upgrade_reserved_${from//./_}
-	dropdb --if-exists "$res" 2>/dev/null
-	createdb "$res"
-	qd "$res" -c "CREATE EXTENSION event_store VERSION '$from'"
-	qd "$res" -c "SELECT event_store.append_event('res-1', $any, 'E', '1'),
-	              event_store.append_event('\$lifecycle', $any, 'E', '2')" >/dev/null
-	res_before=$(es_data_checksums "$res")
-	res_objects=$(describe "$res")
-	t_sqlstate "upgrade from $from: a store with a stream named '\$lifecycle' is refused (55000)" "$res" \
-		"ALTER EXTENSION event_store UPDATE" 55000
-	t_eq "upgrade from $from: the refused store stays at $from" \
-		"$(qd "$res" -c "SELECT extversion FROM pg_extension WHERE extname = 'event_store'")" "$from"
-	t_eq "upgrade from $from: the refused store's data is unchanged" "$(es_data_checksums "$res")" "$res_before"
-	if diff <(describe "$res") <(echo "$res_objects") >"$work/diff"; then
-		t_ok "upgrade from $from: the refused store's objects are unchanged"
-	else
-		t_fail "upgrade from $from: the refused store's objects are unchanged" \
-			"(< after the refused update, > before)
-$(cat "$work/diff")"
+		# A store with a stream named '$lifecycle' is refused and left as it is.
+		res=es_upgrade_reserved_${from//./_}
+		dropdb --if-exists "$res" 2>/dev/null
+		createdb "$res"
+		qd "$res" -c "CREATE EXTENSION event_store VERSION '$from'"
+		qd "$res" -c "SELECT event_store.append_event('res-1', $any, 'E', '1'),
+		              event_store.append_event('\$lifecycle', $any, 'E', '2')" >/dev/null
+		res_before=$(es_data_checksums "$res")
+		res_objects=$(describe "$res")
+		t_sqlstate "upgrade from $from: a store with a stream named '\$lifecycle' is refused (55000)" "$res" \
+			"ALTER EXTENSION event_store UPDATE" 55000
+		t_eq "upgrade from $from: the refused store stays at $from" \
+			"$(qd "$res" -c "SELECT extversion FROM pg_extension WHERE extname = 'event_store'")" "$from"
+		t_eq "upgrade from $from: the refused store's data is unchanged" "$(es_data_checksums "$res")" "$res_before"
+		if diff <(describe "$res") <(echo "$res_objects") >"$work/diff"; then
+			t_ok "upgrade from $from: the refused store's objects are unchanged"
+		else
+			t_fail "upgrade from $from: the refused store's objects are unchanged" \
+				"(< after the refused update, > before)
+	$(cat "$work/diff")"
+		fi
+		t_eq "upgrade from $from: the refused store still takes appends" \
+			"$(qd "$res" -c "SELECT event_store.append_event('res-1', 1, 'E', '3')" 2>&1 || true)" 2
+		dropdb "$res"
 	fi
-	t_eq "upgrade from $from: the refused store still takes appends" \
-		"$(qd "$res" -c "SELECT event_store.append_event('res-1', 1, 'E', '3')" 2>&1 || true)" 2
-	dropdb "$res"
 done
 
 # A session open across the update (a pooled connection): it reads and
 # appends under the version before the current one, another session updates
 # and deletes and tombstones its streams, and the first one, without
 # reconnecting, sees the lifecycle at once.
+# (0.3.0, the last version before the lifecycle, when it is installed.)
 prev=${older[${#older[@]} - 1]}
+for v in "${older[@]}"; do
+	[ "$v" != 0.3.0 ] || prev=0.3.0
+done
 open_db=es_upgrade_open
 dropdb --if-exists "$open_db" 2>/dev/null
 createdb "$open_db"
