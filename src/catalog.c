@@ -65,6 +65,20 @@ static bool cache_valid = false;
 static bool events_checked = false;
 static bool streams_checked = false;
 
+/* The schema the cache was found in. */
+static Oid	cache_nsp = InvalidOid;
+
+/* The watermark's sequence (0.5.0), or InvalidOid. */
+static Oid
+LookupWatermark(Oid nsp)
+{
+	Oid			relid = get_relname_relid("watermark_seq", nsp);
+
+	if (OidIsValid(relid) && get_rel_relkind(relid) != RELKIND_SEQUENCE)
+		return InvalidOid;
+	return relid;
+}
+
 /* Forget the cached OIDs when one of our relations changes. */
 static void
 InvalidateCatalog(Datum arg, Oid relid)
@@ -504,7 +518,15 @@ GetCatalog(void)
 	EsCatalog	found;
 
 	if (cache_valid)
+	{
+		/*
+		 * The update to 0.5.0 creates the watermark's sequence, which sends
+		 * no invalidation for anything cached here: look again until found.
+		 */
+		if (!OidIsValid(cache.watermark_seq))
+			cache.watermark_seq = LookupWatermark(cache_nsp);
 		return &cache;
+	}
 
 	nsp = get_namespace_oid(ES_SCHEMA, true);
 	if (!OidIsValid(nsp))
@@ -518,10 +540,7 @@ GetCatalog(void)
 	found.streams = LookupRelation(nsp, "streams");
 	found.gate = LookupRelation(nsp, "event");
 	found.category_fn = LookupCategoryFunction();
-	found.watermark_seq = get_relname_relid("watermark_seq", nsp);
-	if (OidIsValid(found.watermark_seq) &&
-		get_rel_relkind(found.watermark_seq) != RELKIND_SEQUENCE)
-		found.watermark_seq = InvalidOid;
+	found.watermark_seq = LookupWatermark(nsp);
 	found.lifecycle = false;
 	for (int i = 0; i < ES_NUM_INDEX_ROLES; i++)
 	{
@@ -531,6 +550,7 @@ GetCatalog(void)
 	CheckSequence(found.events_seq);
 
 	cache = found;
+	cache_nsp = nsp;
 	cache_valid = true;
 	events_checked = false;
 	streams_checked = false;

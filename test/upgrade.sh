@@ -408,6 +408,27 @@ after|4
 after|5"
 dropdb "$open_db"
 
+# A session that appended before the update, in the same session as the
+# update to 0.5.0: the update publishes the watermark, and the session's
+# later appends publish it too (the library finds the new sequence).
+if printf '%s\n' "${older[@]}" | grep -qx 0.4.0; then
+	same_db=es_upgrade_same_session
+	dropdb --if-exists "$same_db" 2>/dev/null
+	createdb "$same_db"
+	t_eq "upgrade from 0.4.0: a session that appended runs the update and goes on; the watermark follows" \
+		"$(qd "$same_db" -c "CREATE EXTENSION event_store VERSION '0.4.0'" \
+		     -c "SELECT event_store.append_event('s-1', 0, 'E', '1')" \
+		     -c "ALTER EXTENSION event_store UPDATE" \
+		     -c "SELECT event_store.watermark()" \
+		     -c "SELECT event_store.append_event('s-1', 1, 'E', '2')" \
+		     -c "SELECT event_store.watermark() = event_store.head_position()" 2>&1)" \
+		"1
+1
+2
+t"
+	dropdb "$same_db"
+fi
+
 dropdb "$db"
 psql -X -q -d postgres -c "DROP ROLE IF EXISTS es_upgrade_reader" 2>/dev/null || true
 t_done
