@@ -220,6 +220,13 @@ SELECT c.subscriber,
 CREATE SEQUENCE event_store.watermark_seq AS bigint
 	MINVALUE 0 START WITH 0 NO CYCLE CACHE 1;
 
+/*
+ * Dumped with the data, so that the standbys of a restored store read what
+ * it holds before its first append: every position at or below the dumped
+ * watermark is in the dump.
+ */
+SELECT pg_catalog.pg_extension_config_dump('event_store.watermark_seq', '');
+
 CREATE FUNCTION event_store.watermark()
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'watermark'

@@ -45,6 +45,9 @@ snapshots() {
 t_eq "restore: every snapshot is as dumped" "$(snapshots "$dst")" "$(snapshots "$src")"
 t_eq "restore: the snapshots are there" \
 	"$(qd "$dst" -c "SELECT count(*) FROM event_store.snapshots")" 6
+t_eq "restore: the watermark for standbys is as dumped, covering every restored event" \
+	"$(qd "$dst" -c "SELECT event_store.watermark() || ' ' || (event_store.watermark() = event_store.head_position())")" \
+	"$(qd "$src" -c "SELECT event_store.watermark()") true"
 
 # Appends go on at the right version and at a position past every restored one.
 t_eq "restore: the next append gets the same version as on the source" \
