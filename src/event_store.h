@@ -268,7 +268,10 @@ extern bool es_gate_high_water_nowait(Oid gate, Oid seqid, int64 *high);
 extern int64 es_sequence_last_value(Oid seqid);
 
 /* global_log.c: what wait_for_event asks of the log */
-extern int64 es_log_probe(int64 *reached, text *category, ArrayType *types);
+typedef int64 (*EsHighWaterFn) (Relation events, Relation pkey, Oid gate,
+								Oid seqid, Oid watermark_seq);
+extern int64 es_log_probe(int64 *reached, text *category, ArrayType *types,
+						  EsHighWaterFn high_water);
 
 /* wait.c and watermark.c: what appends tell them */
 extern void es_note_append(const EsCatalog *cat, int64 last_position);

@@ -1203,9 +1203,12 @@ log_holder(PG_FUNCTION_ARGS)
  * types if types is not NULL; 0 when there is none.  *reached moves on to
  * where the read got (as last_read_position), so that the next probe starts
  * there.  It must run in a READ COMMITTED transaction, to see new commits.
+ * high_water gives the read's high-water mark: es_gate_high_water, or one
+ * that shares the work of computing it among waiters (wait.c).
  */
 int64
-es_log_probe(int64 *reached, text *category, ArrayType *types)
+es_log_probe(int64 *reached, text *category, ArrayType *types,
+			 EsHighWaterFn high_water)
 {
 	ScanArgs	args;
 	LogSink		sink;
@@ -1219,7 +1222,8 @@ es_log_probe(int64 *reached, text *category, ArrayType *types)
 	args.category = category;
 
 	OpenForRead(&args.rels, category != NULL);
-	args.high = HighWaterMark(&args.rels);
+	args.high = high_water(args.rels.events, args.rels.pkey, args.rels.gate,
+						   args.rels.seq, args.rels.watermark);
 	if (args.high > *reached)
 	{
 		int64		r;

@@ -20,6 +20,11 @@
  * readable beyond it until that moves, so most wake-ups cost one read of a
  * sequence's page.
  *
+ * A probe's high-water mark (gate.c) is shared among the waiters of a
+ * database through shared memory, when there is some (SharedHighWater): one
+ * waiter computes it, the others use it, so that many waiters do not each
+ * read every backend's fast-path locks.
+ *
  * Each probe runs in a subtransaction that is rolled back, which releases
  * the locks it took: a waiter holds no lock while it sleeps, so DDL that
  * needs one (REINDEX, ALTER EXTENSION) does not queue behind a waiter, and
@@ -80,6 +85,7 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -97,6 +103,23 @@ PG_FUNCTION_INFO_V1(wait_for_event);
 #define POLL_MIN_MS				5
 #define POLL_MAX_MS				40
 
+/*
+ * A high-water mark of gate.c computed by one waiter for the others of its
+ * database (SharedHighWater).
+ */
+typedef struct EsHighSlot
+{
+	slock_t		mutex;
+	Oid			db;				/* InvalidOid: a free slot */
+	Oid			seq;			/* the position sequence it is for */
+	int64		high;
+	bool		computing;		/* a waiter is computing a newer one */
+	TimestampTz since;			/* since when */
+} EsHighSlot;
+
+#define ES_HIGH_SLOTS		16
+#define HIGH_STALE_MS		1000
+
 /* What waiters and appending transactions share. */
 typedef struct EsWakeState
 {
@@ -105,6 +128,8 @@ typedef struct EsWakeState
 								 * backend waited */
 	pg_atomic_uint64 owed_watermark;	/* a watermark a committing append
 										 * could not publish (watermark.c) */
+	slock_t		slots_mutex;	/* taken to claim a free slot */
+	EsHighSlot	slots[ES_HIGH_SLOTS];
 	ConditionVariable cv;		/* broadcast when an appending transaction
 								 * ends */
 } EsWakeState;
@@ -119,6 +144,9 @@ static shmem_startup_hook_type previous_shmem_startup_hook = NULL;
 
 /* This backend's part: is it counted among the waiters? */
 static bool counted = false;
+
+/* The slot whose mark this backend is computing, for cleanup. */
+static EsHighSlot *computing_slot = NULL;
 static bool exit_callback_registered = false;
 
 /* What this transaction appended. */
@@ -139,6 +167,10 @@ static void AtXactEvent(XactEvent event, void *arg);
 static void AtSubXactEvent(SubXactEvent event, SubTransactionId mySubid,
 						   SubTransactionId parentSubid, void *arg);
 static void Uncount(int code, Datum arg);
+static void StopComputing(void);
+static EsHighSlot *HighSlot(EsWakeState *state, Oid seq);
+static int64 SharedHighWater(Relation events, Relation pkey, Oid gate,
+							 Oid seqid, Oid watermark_seq);
 static long TimeoutMs(Interval *timeout);
 static int64 LogMark(void);
 static int64 Probe(int64 *reached, bool force, text *category,
@@ -152,6 +184,16 @@ InitWakeState(void *ptr)
 	pg_atomic_init_u32(&state->waiters, 0);
 	pg_atomic_init_u64(&state->ended, 0);
 	pg_atomic_init_u64(&state->owed_watermark, 0);
+	SpinLockInit(&state->slots_mutex);
+	for (int i = 0; i < ES_HIGH_SLOTS; i++)
+	{
+		SpinLockInit(&state->slots[i].mutex);
+		state->slots[i].db = InvalidOid;
+		state->slots[i].seq = InvalidOid;
+		state->slots[i].high = 0;
+		state->slots[i].computing = false;
+		state->slots[i].since = 0;
+	}
 	ConditionVariableInit(&state->cv);
 }
 
@@ -321,6 +363,106 @@ Uncount(int code, Datum arg)
 		pg_atomic_fetch_sub_u32(&state->waiters, 1);
 		counted = false;
 	}
+	StopComputing();
+}
+
+/* Let others compute the slot's mark again (after an error, at exit). */
+static void
+StopComputing(void)
+{
+	if (computing_slot != NULL)
+	{
+		SpinLockAcquire(&computing_slot->mutex);
+		computing_slot->computing = false;
+		SpinLockRelease(&computing_slot->mutex);
+		computing_slot = NULL;
+	}
+}
+
+/* The slot of this database's position sequence; NULL when none is free. */
+static EsHighSlot *
+HighSlot(EsWakeState *state, Oid seq)
+{
+	EsHighSlot *slot = NULL;
+
+	SpinLockAcquire(&state->slots_mutex);
+	for (int i = 0; i < ES_HIGH_SLOTS && slot == NULL; i++)
+		if (state->slots[i].db == MyDatabaseId && state->slots[i].seq == seq)
+			slot = &state->slots[i];
+	for (int i = 0; i < ES_HIGH_SLOTS && slot == NULL; i++)
+		if (state->slots[i].db == InvalidOid)
+		{
+			slot = &state->slots[i];
+			SpinLockAcquire(&slot->mutex);
+			slot->db = MyDatabaseId;
+			slot->seq = seq;
+			slot->high = 0;
+			slot->computing = false;
+			SpinLockRelease(&slot->mutex);
+		}
+	SpinLockRelease(&state->slots_mutex);
+	return slot;
+}
+
+/*
+ * The high-water mark of a waiter's probe, shared among the waiters of a
+ * database: computing it (gate.c) reads every backend's fast-path locks,
+ * which is what a probe costs most, and contends with the appends' own
+ * lock-taking.  A mark computed by one backend serves any reader whose
+ * snapshot is taken after the mark was stored: the computer's wait for the
+ * windows ended before it stored it (the slot's spinlock orders the two), so
+ * lemma 1 of gate.c holds for that reader.  So a waiter computes a mark only
+ * when the stored one is below the last position taken and no one else is
+ * computing; otherwise it uses the stored one.  A computer that raised the
+ * stored mark counts an end and wakes the waiters, which may have used the
+ * older one meanwhile and gone to sleep.
+ */
+static int64
+SharedHighWater(Relation events, Relation pkey, Oid gate, Oid seqid,
+				Oid watermark_seq)
+{
+	EsWakeState *state = WakeState();
+	EsHighSlot *slot = (state != NULL) ? HighSlot(state, seqid) : NULL;
+	int64		last = es_sequence_last_value(seqid);
+	TimestampTz now = GetCurrentTimestamp();
+	int64		high;
+	bool		compute = false;
+	bool		raised = false;
+
+	if (slot == NULL)
+		return es_gate_high_water(events, pkey, gate, seqid, watermark_seq);
+
+	SpinLockAcquire(&slot->mutex);
+	high = slot->high;
+	if (high < last &&
+		(!slot->computing ||
+		 TimestampDifferenceExceeds(slot->since, now, HIGH_STALE_MS)))
+	{
+		slot->computing = true;
+		slot->since = now;
+		compute = true;
+	}
+	SpinLockRelease(&slot->mutex);
+	if (!compute)
+		return high;
+
+	computing_slot = slot;
+	high = es_gate_high_water(events, pkey, gate, seqid, watermark_seq);
+	SpinLockAcquire(&slot->mutex);
+	if (high > slot->high)
+	{
+		slot->high = high;
+		raised = true;
+	}
+	slot->computing = false;
+	SpinLockRelease(&slot->mutex);
+	computing_slot = NULL;
+	if (raised)
+	{
+		pg_atomic_fetch_add_u64(&state->ended, 1);
+		ConditionVariableBroadcast(&state->cv);
+	}
+	return high;
 }
 
 /* A wait's timeout in milliseconds. */
@@ -386,7 +528,9 @@ Probe(int64 *reached, bool force, text *category, ArrayType *types,
 	{
 		if (force || LogMark() > *reached)
 		{
-			found = es_log_probe(reached, category, types);
+			found = es_log_probe(reached, category, types,
+								 RecoveryInProgress() ? es_gate_high_water :
+								 SharedHighWater);
 			*probed = true;
 		}
 	}
@@ -397,6 +541,7 @@ Probe(int64 *reached, bool force, text *category, ArrayType *types,
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
+		StopComputing();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(caller);
 		CurrentResourceOwner = owner;
