@@ -158,7 +158,7 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
  */
 CREATE FUNCTION event_store.wait_for_event(
 	after_position bigint,
-	timeout interval DEFAULT '30 seconds',
+	timeout interval DEFAULT '1 second',
 	category text DEFAULT NULL,
 	event_types text[] DEFAULT NULL)
 RETURNS bigint
