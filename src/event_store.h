@@ -276,8 +276,8 @@ extern int64 es_log_probe(int64 *reached, text *category, ArrayType *types,
 /* wait.c and watermark.c: what appends tell them */
 extern void es_note_append(const EsCatalog *cat, int64 last_position);
 extern void es_wait_init(void);
-extern int64 es_wake_owed_watermark(void);
-extern void es_wake_owe_watermark(int64 position);
+extern int64 es_wake_owed_watermark(Oid seq);
+extern void es_wake_owe_watermark(Oid seq, int64 position);
 extern void es_watermark_init(void);
 extern void es_watermark_at_commit(int64 last_position, Oid gate,
 								   Oid events_seq, Oid watermark_seq);

@@ -115,6 +115,9 @@ typedef struct EsHighSlot
 	int64		high;
 	bool		computing;		/* a waiter is computing a newer one */
 	TimestampTz since;			/* since when */
+	int64		owed;			/* a watermark a committing append could not
+								 * publish (watermark.c) */
+	TimestampTz used;			/* last looked up (under slots_mutex) */
 } EsHighSlot;
 
 #define ES_HIGH_SLOTS		16
@@ -126,15 +129,14 @@ typedef struct EsWakeState
 	pg_atomic_uint32 waiters;	/* backends inside wait_for_event */
 	pg_atomic_uint64 ended;		/* appending transactions ended while some
 								 * backend waited */
-	pg_atomic_uint64 owed_watermark;	/* a watermark a committing append
-										 * could not publish (watermark.c) */
 	slock_t		slots_mutex;	/* taken to claim a free slot */
 	EsHighSlot	slots[ES_HIGH_SLOTS];
 	ConditionVariable cv;		/* broadcast when an appending transaction
 								 * ends */
 } EsWakeState;
 
-#define ES_WAKE_NAME "event_store"
+/* The shared state's name, with the layout's version. */
+#define ES_WAKE_NAME "event_store 0.5.0"
 
 static EsWakeState *preloaded_state = NULL;
 static EsWakeState *named_state = NULL;
@@ -169,6 +171,8 @@ static void AtSubXactEvent(SubXactEvent event, SubTransactionId mySubid,
 static void Uncount(int code, Datum arg);
 static void StopComputing(void);
 static EsHighSlot *HighSlot(EsWakeState *state, Oid seq);
+static EsHighSlot *MySlot(Oid seq, bool lookup);
+static bool SlotIsMine(EsHighSlot *slot, Oid seq);
 static int64 SharedHighWater(Relation events, Relation pkey, Oid gate,
 							 Oid seqid, Oid watermark_seq);
 static long TimeoutMs(Interval *timeout);
@@ -183,7 +187,6 @@ InitWakeState(void *ptr)
 
 	pg_atomic_init_u32(&state->waiters, 0);
 	pg_atomic_init_u64(&state->ended, 0);
-	pg_atomic_init_u64(&state->owed_watermark, 0);
 	SpinLockInit(&state->slots_mutex);
 	for (int i = 0; i < ES_HIGH_SLOTS; i++)
 	{
@@ -193,6 +196,8 @@ InitWakeState(void *ptr)
 		state->slots[i].high = 0;
 		state->slots[i].computing = false;
 		state->slots[i].since = 0;
+		state->slots[i].owed = 0;
+		state->slots[i].used = 0;
 	}
 	ConditionVariableInit(&state->cv);
 }
@@ -325,31 +330,80 @@ es_note_append(const EsCatalog *cat, int64 last_position)
 }
 
 /*
- * The watermark owed by committing appends that could not publish it, for
- * the next committer to publish (watermark.c); 0 without shared memory.
+ * The slot of a position sequence of this database, remembered by this
+ * backend; NULL without shared memory.  The caller checks, under the slot's
+ * spinlock, that the slot is still this database's (SlotIsMine): another
+ * may have taken it over.
  */
-int64
-es_wake_owed_watermark(void)
+static EsHighSlot *
+MySlot(Oid seq, bool lookup)
 {
+	static EsHighSlot *slot = NULL;
+	static Oid	slot_seq = InvalidOid;
 	EsWakeState *state = preloaded_state != NULL ? preloaded_state : named_state;
-
-	return state == NULL ? 0 : (int64) pg_atomic_read_u64(&state->owed_watermark);
-}
-
-/* Raise the owed watermark to at least position. */
-void
-es_wake_owe_watermark(int64 position)
-{
-	EsWakeState *state = preloaded_state != NULL ? preloaded_state : named_state;
-	uint64		current;
 
 	if (state == NULL)
-		return;
-	current = pg_atomic_read_u64(&state->owed_watermark);
-	while (current < (uint64) position &&
-		   !pg_atomic_compare_exchange_u64(&state->owed_watermark, &current,
-										   (uint64) position))
-		;
+		return NULL;
+	if (lookup || slot == NULL || slot_seq != seq)
+	{
+		slot = HighSlot(state, seq);
+		slot_seq = seq;
+	}
+	return slot;
+}
+
+static bool
+SlotIsMine(EsHighSlot *slot, Oid seq)
+{
+	return slot->db == MyDatabaseId && slot->seq == seq;
+}
+
+/*
+ * The watermark owed, in this database, by committing appends that could
+ * not publish it, for the next committer to publish (watermark.c); 0
+ * without shared memory.
+ */
+int64
+es_wake_owed_watermark(Oid seq)
+{
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		EsHighSlot *slot = MySlot(seq, attempt > 0);
+		int64		owed = 0;
+		bool		mine;
+
+		if (slot == NULL)
+			return 0;
+		SpinLockAcquire(&slot->mutex);
+		mine = SlotIsMine(slot, seq);
+		if (mine)
+			owed = slot->owed;
+		SpinLockRelease(&slot->mutex);
+		if (mine)
+			return owed;
+	}
+	return 0;
+}
+
+/* Raise the owed watermark of this database to at least position. */
+void
+es_wake_owe_watermark(Oid seq, int64 position)
+{
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		EsHighSlot *slot = MySlot(seq, attempt > 0);
+		bool		mine;
+
+		if (slot == NULL)
+			return;
+		SpinLockAcquire(&slot->mutex);
+		mine = SlotIsMine(slot, seq);
+		if (mine && slot->owed < position)
+			slot->owed = position;
+		SpinLockRelease(&slot->mutex);
+		if (mine)
+			return;
+	}
 }
 
 /* At exit, stop counting this backend among the waiters. */
@@ -379,27 +433,43 @@ StopComputing(void)
 	}
 }
 
-/* The slot of this database's position sequence; NULL when none is free. */
+/*
+ * The slot of this database's position sequence.  A slot that is not found
+ * takes a free one, or the one used longest ago (of a database dropped, or
+ * of a store re-created since, most likely): its mark and owed watermark are
+ * then lost, which costs its database a computation or a publication that
+ * falls to the next append, never exactness.
+ */
 static EsHighSlot *
 HighSlot(EsWakeState *state, Oid seq)
 {
 	EsHighSlot *slot = NULL;
+	EsHighSlot *oldest = NULL;
+	TimestampTz now = GetCurrentTimestamp();
 
 	SpinLockAcquire(&state->slots_mutex);
 	for (int i = 0; i < ES_HIGH_SLOTS && slot == NULL; i++)
-		if (state->slots[i].db == MyDatabaseId && state->slots[i].seq == seq)
-			slot = &state->slots[i];
-	for (int i = 0; i < ES_HIGH_SLOTS && slot == NULL; i++)
-		if (state->slots[i].db == InvalidOid)
-		{
-			slot = &state->slots[i];
-			SpinLockAcquire(&slot->mutex);
-			slot->db = MyDatabaseId;
-			slot->seq = seq;
-			slot->high = 0;
-			slot->computing = false;
-			SpinLockRelease(&slot->mutex);
-		}
+	{
+		EsHighSlot *s = &state->slots[i];
+
+		if (s->db == MyDatabaseId && s->seq == seq)
+			slot = s;
+		else if (oldest == NULL || s->db == InvalidOid ||
+				 (oldest->db != InvalidOid && s->used < oldest->used))
+			oldest = s;
+	}
+	if (slot == NULL)
+	{
+		slot = oldest;
+		SpinLockAcquire(&slot->mutex);
+		slot->db = MyDatabaseId;
+		slot->seq = seq;
+		slot->high = 0;
+		slot->computing = false;
+		slot->owed = 0;
+		SpinLockRelease(&slot->mutex);
+	}
+	slot->used = now;
 	SpinLockRelease(&state->slots_mutex);
 	return slot;
 }
@@ -433,6 +503,11 @@ SharedHighWater(Relation events, Relation pkey, Oid gate, Oid seqid,
 		return es_gate_high_water(events, pkey, gate, seqid, watermark_seq);
 
 	SpinLockAcquire(&slot->mutex);
+	if (!SlotIsMine(slot, seqid))
+	{
+		SpinLockRelease(&slot->mutex);
+		return es_gate_high_water(events, pkey, gate, seqid, watermark_seq);
+	}
 	high = slot->high;
 	if (high < last &&
 		(!slot->computing ||
@@ -449,7 +524,7 @@ SharedHighWater(Relation events, Relation pkey, Oid gate, Oid seqid,
 	computing_slot = slot;
 	high = es_gate_high_water(events, pkey, gate, seqid, watermark_seq);
 	SpinLockAcquire(&slot->mutex);
-	if (high > slot->high)
+	if (SlotIsMine(slot, seqid) && high > slot->high)
 	{
 		slot->high = high;
 		raised = true;

@@ -44,7 +44,8 @@
  * append never waits for this, so a due publication can fail: another
  * publisher holds the sequence, or an append is inside its window (after a
  * few immediate re-checks).  Then it is owed, not dropped: the committer
- * raises the owed watermark in shared memory (wait.c) before it tries the
+ * raises the owed watermark of its database (its position sequence's slot
+ * in shared memory, wait.c) before it tries the
  * lock; a publisher re-reads the owed watermark after letting the lock go
  * and publishes again (a few rounds at most), and the append inside its
  * window, or any later committer, finds it owed and publishes when it
@@ -206,7 +207,7 @@ es_watermark_at_commit(int64 last_position, Oid gate, Oid events_seq,
 		known_seq = watermark_seq;
 		known_watermark = 0;
 	}
-	owed = es_wake_owed_watermark();
+	owed = es_wake_owed_watermark(events_seq);
 	target = Max(last_position, owed);
 	if (target <= known_watermark)
 		return;
@@ -220,7 +221,7 @@ es_watermark_at_commit(int64 last_position, Oid gate, Oid events_seq,
 	 * Due.  Say so before trying: if another publisher holds the sequence,
 	 * it reads what is owed after it lets go, and publishes again.
 	 */
-	es_wake_owe_watermark(target);
+	es_wake_owe_watermark(events_seq, target);
 	for (int round = 0; round < PUBLISH_ROUNDS; round++)
 	{
 		bool		windows_closed = true;
@@ -249,7 +250,7 @@ es_watermark_at_commit(int64 last_position, Oid gate, Oid events_seq,
 		 */
 		if (!windows_closed)
 			return;
-		target = es_wake_owed_watermark();
+		target = es_wake_owed_watermark(events_seq);
 		if (target <= known_watermark)
 			return;
 	}
