@@ -246,6 +246,9 @@ static ScanResult AllScan(LogSink *sink, int64 after, int64 max_count,
 						  ScanArgs *args);
 static ScanResult CategoryScan(LogSink *sink, int64 after, int64 max_count,
 							   ScanArgs *args);
+static int64 ScanToHighWater(LogSink *sink, ScanArgs *args, int64 after,
+							 int64 max_count, ScanFunc scanfn,
+							 EsHighWaterFn high_water);
 static void ReadLog(FunctionCallInfo fcinfo, ScanArgs *args, int64 after,
 					int64 max_count, ScanFunc scanfn);
 static int64 MaxCount(FunctionCallInfo fcinfo, int argno);
@@ -908,15 +911,41 @@ RememberLastRead(int64 reached)
 }
 
 /*
+ * Read the log after a position, for at most max_count events, into the
+ * sink: take the high-water mark (from high_water: es_gate_high_water, or
+ * wait.c's shared one), and scan up to it with the read's snapshot.
+ * Returns how far the read got (at least after).
+ */
+static int64
+ScanToHighWater(LogSink *sink, ScanArgs *args, int64 after, int64 max_count,
+				ScanFunc scanfn, EsHighWaterFn high_water)
+{
+	int64		reached = after;
+
+	OpenForRead(&args->rels, scanfn == CategoryScan);
+	args->high = high_water(args->rels.events, args->rels.pkey,
+							args->rels.gate, args->rels.seq,
+							args->rels.watermark);
+	if (args->high > after)
+	{
+		args->snapshot = ReadSnapshot();
+		es_hiding_begin(&args->hiding, args->rels.events, args->snapshot);
+		reached = RunScan(sink, args, after, max_count, scanfn);
+		es_hiding_end(&args->hiding);
+		UnregisterSnapshot(args->snapshot);
+	}
+	CloseForRead(&args->rels);
+	return Max(reached, after);
+}
+
+/*
  * What read_all and read_category share once their arguments are checked:
- * set up the result, take the high-water mark, and scan up to it with the
- * read's snapshot.  Remembers how far it got.
+ * set up the result and read the log into it.  Remembers how far it got.
  */
 static void
 ReadLog(FunctionCallInfo fcinfo, ScanArgs *args, int64 after,
 		int64 max_count, ScanFunc scanfn)
 {
-	int64		reached = after;
 	LogSink		sink;
 
 	memset(&sink, 0, sizeof(sink));
@@ -926,19 +955,8 @@ ReadLog(FunctionCallInfo fcinfo, ScanArgs *args, int64 after,
 		RememberLastRead(after);
 		return;
 	}
-
-	OpenForRead(&args->rels, scanfn == CategoryScan);
-	args->high = HighWaterMark(&args->rels);
-	if (args->high > after)
-	{
-		args->snapshot = ReadSnapshot();
-		es_hiding_begin(&args->hiding, args->rels.events, args->snapshot);
-		reached = RunScan(&sink, args, after, max_count, scanfn);
-		es_hiding_end(&args->hiding);
-		UnregisterSnapshot(args->snapshot);
-	}
-	CloseForRead(&args->rels);
-	RememberLastRead(Max(reached, after));
+	RememberLastRead(ScanToHighWater(&sink, args, after, max_count, scanfn,
+									 es_gate_high_water));
 }
 
 /* No filter: every event. */
@@ -1221,21 +1239,7 @@ es_log_probe(int64 *reached, text *category, ArrayType *types,
 		NameSetFromArray(&args.filter.types, types, "event_types");
 	args.category = category;
 
-	OpenForRead(&args.rels, category != NULL);
-	args.high = high_water(args.rels.events, args.rels.pkey, args.rels.gate,
-						   args.rels.seq, args.rels.watermark);
-	if (args.high > *reached)
-	{
-		int64		r;
-
-		args.snapshot = ReadSnapshot();
-		es_hiding_begin(&args.hiding, args.rels.events, args.snapshot);
-		r = RunScan(&sink, &args, *reached, 1, scanfn);
-		es_hiding_end(&args.hiding);
-		UnregisterSnapshot(args.snapshot);
-		*reached = Max(*reached, r);
-	}
-	CloseForRead(&args.rels);
+	*reached = ScanToHighWater(&sink, &args, *reached, 1, scanfn, high_water);
 	return sink.first;
 }
 
