@@ -7,11 +7,10 @@
  * unparkEvent. Run directly and through pgbouncer alike.
  */
 
-const crypto = require('crypto');
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const es = require('..');
-const { createTestDatabase, waitFor } = require('./support/db');
+const { createTestDatabase, waitFor, requireServerFunction, newCategory } = require('./support/db');
 
 let db;
 let pool;
@@ -19,21 +18,12 @@ let pool;
 test.before(async () => {
   db = await createTestDatabase();
   pool = db.pool({ max: 12 });
-  // A server without these functions fails the tests rather than skipping
-  // them, so that a run against the wrong build cannot pass.
-  const { rows } = await pool.query(
-    "SELECT extversion, to_regprocedure('event_store.park_event(text,bigint,text)') IS NOT NULL AS parks " +
-      "FROM pg_extension WHERE extname = 'event_store'",
-  );
-  if (!rows[0].parks) throw new Error(`the installed event_store ${rows[0].extversion} has no park_event`);
+  await requireServerFunction(pool, 'event_store.park_event(text,bigint,text)');
 });
 
 test.after(async () => {
   await db.drop();
 });
-
-/* A category of its own for each test. */
-const newCategory = (prefix) => `${prefix}${crypto.randomBytes(4).toString('hex')}`;
 
 async function append(streamId, ...types) {
   return es.appendToStream(pool, streamId, es.ANY, types.map((type, i) => ({ type, data: { i } })));

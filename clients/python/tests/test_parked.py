@@ -5,29 +5,18 @@ and through pgbouncer alike."""
 
 from __future__ import annotations
 
-import random
 import time
 
 import psycopg
 import pytest
 
 import event_store_client as es
+from support import new_category, require_server_function
 
 
 @pytest.fixture(scope="module", autouse=True)
 def needs_parking(db):
-    # A server without these functions fails the tests rather than skipping
-    # them, so that a run against the wrong build cannot pass.
-    with db.connect() as conn:
-        version, parks = conn.execute(
-            "SELECT extversion, to_regprocedure('event_store.park_event(text,bigint,text)')"
-            " IS NOT NULL FROM pg_extension WHERE extname = 'event_store'").fetchone()
-    if not parks:
-        pytest.fail(f"the installed event_store {version} has no park_event")
-
-
-def new_category(prefix: str) -> str:
-    return f"{prefix}{random.getrandbits(32):08x}"
+    require_server_function(db, "event_store.park_event(text,bigint,text)")
 
 
 def append(conn, stream_id: str, *types: str) -> int:

@@ -14,23 +14,12 @@ import psycopg
 import pytest
 
 import event_store_client as es
+from support import new_category, require_server_function
 
 
 @pytest.fixture(scope="module", autouse=True)
 def needs_wait_for_event(db):
-    # A server without these functions fails the tests rather than skipping
-    # them, so that a run against the wrong build cannot pass.
-    with db.connect() as conn:
-        version, waits = conn.execute(
-            "SELECT extversion, to_regprocedure("
-            "'event_store.wait_for_event(bigint,interval,text,text[])') IS NOT NULL"
-            " FROM pg_extension WHERE extname = 'event_store'").fetchone()
-    if not waits:
-        pytest.fail(f"the installed event_store {version} has no wait_for_event")
-
-
-def new_category(prefix: str) -> str:
-    return f"{prefix}{random.getrandbits(32):08x}"
+    require_server_function(db, "event_store.wait_for_event(bigint,interval,text,text[])")
 
 
 def append(conn, stream_id: str, *types: str) -> int:

@@ -114,6 +114,26 @@ function recordingClient(rows = []) {
   };
 }
 
+/*
+ * Fail (not skip) when the server's event_store lacks a function, so that a
+ * run against the wrong build cannot pass.  signature as to_regprocedure
+ * takes it, e.g. 'event_store.park_event(text,bigint,text)'.
+ */
+async function requireServerFunction(client, signature) {
+  const { rows } = await client.query(
+    'SELECT extversion, to_regprocedure($1) IS NOT NULL AS present ' +
+      "FROM pg_extension WHERE extname = 'event_store'",
+    [signature],
+  );
+  if (!rows[0].present) {
+    throw new Error(`the installed event_store ${rows[0].extversion} has no ${signature.replace(/\(.*$/, '')}`);
+  }
+}
+
+/* A category name of its own for each test. */
+const newCategory = (prefix) => `${prefix}${crypto.randomBytes(4).toString('hex')}`;
+
 module.exports = {
   createTestDatabase, directConfig, poolConfig, viaPgbouncer, collect, waitFor, recordingClient,
+  requireServerFunction, newCategory,
 };
